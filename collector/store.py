@@ -1,0 +1,285 @@
+"""The one owner of the DuckDB database and its write path.
+
+Contract:
+- `submit(rows)` may be called from any thread. It never blocks on the database: it returns a
+  `Future` that resolves to a `WriteResult` only after the rows are committed (DuckDB syncs its
+  WAL on commit), or raises `Overloaded` at once when the queue is full.
+- Exactly one writer thread touches the write connection. It drains the queue, writes everything
+  it took in one transaction (group commit), and resolves every future of that group together.
+- Writes are idempotent: an event whose (run_id, event_id) is already stored, or appears twice in
+  a group, is stored once and counted once in its run. This does not rely on keys or indexes.
+- `cursor()` gives a read connection for the calling thread; readers never block the writer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from collector.rows import EventRow
+
+log = logging.getLogger("agent_collector.store")
+
+_STR = pa.string()
+_I64 = pa.int64()
+_U64 = pa.uint64()
+_ARROW_TYPES = {
+    "start_ns": _I64, "end_ns": _I64, "duration_ns": _I64, "received_ns": _I64,
+    "tokens_in": _I64, "tokens_out": _I64, "tokens_total": _I64, "cache_read_tokens": _I64,
+    "cache_write_tokens": _I64, "reasoning_tokens": _I64, "cost": pa.float64(),
+    "flags": _U64, "dropped_attributes_count": _U64, "dropped_events_count": _U64,
+    "dropped_links_count": _U64,
+}
+ARROW_SCHEMA = pa.schema([(name, _ARROW_TYPES.get(name, _STR)) for name in EventRow._fields])
+
+
+class Overloaded(Exception):
+    """The ingest queue is full; the client should retry later."""
+
+
+class StoreClosed(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    stored: int
+    duplicates: int
+
+
+@dataclass
+class _Pending:
+    rows: list[EventRow]
+    future: Future
+
+
+def schema_sql() -> str:
+    return resources.files("collector").joinpath("schema.sql").read_text()
+
+
+class Store:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        max_queue_rows: int = 200_000,
+        max_group_rows: int = 50_000,
+        checkpoint_threshold: str = "256MB",
+    ) -> None:
+        self.path = str(path)
+        self.max_queue_rows = max_queue_rows
+        self.max_group_rows = max_group_rows
+        self._con = duckdb.connect(self.path, config={"checkpoint_threshold": checkpoint_threshold})
+        self._con.execute(schema_sql())
+        self._queue: deque[_Pending] = deque()
+        self._queued_rows = 0
+        self._cond = threading.Condition()
+        self._closing = False
+        self._thread: threading.Thread | None = None
+        self.stats = {"commits": 0, "stored": 0, "duplicates": 0, "failed_groups": 0}
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="duckdb-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, rows: list[EventRow]) -> Future:
+        future: Future = Future()
+        if not rows:
+            future.set_result(WriteResult(0, 0))
+            return future
+        with self._cond:
+            if self._closing:
+                raise StoreClosed("the collector is shutting down")
+            if self._queued_rows and self._queued_rows + len(rows) > self.max_queue_rows:
+                raise Overloaded(f"ingest queue full ({self._queued_rows} rows waiting)")
+            self._queue.append(_Pending(rows, future))
+            self._queued_rows += len(rows)
+            self._cond.notify()
+        return future
+
+    @property
+    def queued_rows(self) -> int:
+        return self._queued_rows
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        return self._con.cursor()
+
+    def close(self) -> None:
+        """Commit everything queued, resolve its futures, checkpoint and close."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        if self._thread is not None:
+            self._thread.join()
+        try:
+            self._con.execute("CHECKPOINT")
+        finally:
+            self._con.close()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._closing:
+                    self._cond.wait()
+                if not self._queue:
+                    return
+                group: list[_Pending] = []
+                taken = 0
+                while self._queue and (not group or taken + len(self._queue[0].rows) <= self.max_group_rows):
+                    pending = self._queue.popleft()
+                    group.append(pending)
+                    taken += len(pending.rows)
+                self._queued_rows -= taken
+            self._commit_group(group)
+
+    def _commit_group(self, group: list[_Pending]) -> None:
+        rows = [row for pending in group for row in pending.rows]
+        try:
+            stored = self._write(rows)
+        except Exception as exc:  # noqa: BLE001 - every waiting client must get the failure
+            log.exception("commit of %d rows failed", len(rows))
+            self.stats["failed_groups"] += 1
+            for pending in group:
+                pending.future.set_exception(exc)
+            return
+        self.stats["commits"] += 1
+        self.stats["stored"] += stored
+        self.stats["duplicates"] += len(rows) - stored
+        share = WriteResult(stored, len(rows) - stored)
+        for pending in group:
+            pending.future.set_result(share)
+
+    def _write(self, rows: list[EventRow]) -> int:
+        rows = _unique(rows)
+        columns = list(zip(*rows))
+        table = pa.Table.from_arrays(
+            [pa.array(col, type=ARROW_SCHEMA.field(i).type) for i, col in enumerate(columns)],
+            schema=ARROW_SCHEMA,
+        )
+        start_index = EventRow._fields.index("start_ns")
+        lo = min(columns[start_index])
+        hi = max(columns[start_index])
+        con = self._con
+        con.register("incoming", table)
+        try:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(_SEEN_SQL, [lo, hi])
+                seen = con.execute("SELECT count(*) FROM seen").fetchone()[0]
+                fresh = _FRESH_ALL if seen == 0 else _FRESH_UNSEEN
+                stored = len(rows) - seen
+                if stored:
+                    con.execute(f"INSERT INTO events BY NAME {fresh}")
+                    con.execute(_DELTA_SQL.format(fresh=fresh))
+                    con.execute(_RUNS_UPDATE_SQL, [time.time_ns()])
+                    con.execute(_RUNS_INSERT_SQL, [time.time_ns()])
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        finally:
+            con.unregister("incoming")
+        return stored
+
+
+def _unique(rows: list[EventRow]) -> list[EventRow]:
+    """First occurrence of each (run_id, event_id) within one group."""
+    keys: set[tuple[str, str]] = set()
+    out = []
+    for row in rows:
+        key = (row[0], row[1])
+        if key not in keys:
+            keys.add(key)
+            out.append(row)
+    return out
+
+
+# Resent spans carry the same start time, so restricting the existing side to the incoming
+# batch's start range lets DuckDB's zone maps skip almost all stored row groups.
+_SEEN_SQL = """
+CREATE OR REPLACE TEMP TABLE seen AS
+SELECT i.run_id, i.event_id FROM incoming i
+WHERE EXISTS (
+    SELECT 1 FROM events e
+    WHERE e.start_ns BETWEEN $1 AND $2 AND e.run_id = i.run_id AND e.event_id = i.event_id
+)
+"""
+_FRESH_ALL = "SELECT * FROM incoming"
+_FRESH_UNSEEN = "SELECT * FROM incoming i ANTI JOIN seen s ON i.run_id = s.run_id AND i.event_id = s.event_id"
+
+_DELTA_SQL = """
+CREATE OR REPLACE TEMP TABLE delta AS
+SELECT run_id,
+       any_value(agent_name) FILTER (WHERE parent_event_id IS NULL AND agent_name IS NOT NULL) AS root_agent,
+       arg_min(agent_name, start_ns) FILTER (WHERE agent_name IS NOT NULL) AS any_agent,
+       any_value(service_name) FILTER (WHERE parent_event_id IS NULL AND service_name IS NOT NULL) AS root_service,
+       arg_min(service_name, start_ns) FILTER (WHERE service_name IS NOT NULL) AS any_service,
+       any_value(source) AS source,
+       min(start_ns) AS start_ns,
+       max(greatest(start_ns, coalesce(end_ns, start_ns))) AS end_ns,
+       coalesce(bool_or(closes_run = 'failed'), false) AS failed,
+       coalesce(bool_or(closes_run = 'completed'), false) AS completed,
+       count(*) AS event_count,
+       count(*) FILTER (WHERE status = 'error') AS error_count,
+       coalesce(sum(tokens_in), 0) AS tokens_in,
+       coalesce(sum(tokens_out), 0) AS tokens_out,
+       coalesce(sum(cache_read_tokens), 0) AS cache_read_tokens,
+       coalesce(sum(cache_write_tokens), 0) AS cache_write_tokens,
+       coalesce(sum(reasoning_tokens), 0) AS reasoning_tokens,
+       coalesce(sum(cost), 0) AS total_cost,
+       arg_min(session_id, start_ns) FILTER (WHERE session_id IS NOT NULL) AS session_id,
+       arg_min(user_id, start_ns) FILTER (WHERE user_id IS NOT NULL) AS user_id,
+       arg_min(environment, start_ns) FILTER (WHERE environment IS NOT NULL) AS environment
+FROM ({fresh})
+GROUP BY run_id
+"""
+
+_RUNS_UPDATE_SQL = """
+UPDATE runs SET
+    agent_attr = coalesce(d.root_agent, runs.agent_attr, d.any_agent),
+    service_name = coalesce(d.root_service, runs.service_name, d.any_service),
+    agent_name = coalesce(d.root_agent, runs.agent_attr, d.any_agent,
+                          d.root_service, runs.service_name, d.any_service, 'unknown'),
+    start_ns = least(runs.start_ns, d.start_ns),
+    end_ns = greatest(runs.end_ns, d.end_ns),
+    status = CASE WHEN d.failed OR runs.status = 'failed' THEN 'failed'
+                  WHEN d.completed THEN 'completed' ELSE runs.status END,
+    event_count = runs.event_count + d.event_count,
+    error_count = runs.error_count + d.error_count,
+    tokens_in = runs.tokens_in + d.tokens_in,
+    tokens_out = runs.tokens_out + d.tokens_out,
+    cache_read_tokens = runs.cache_read_tokens + d.cache_read_tokens,
+    cache_write_tokens = runs.cache_write_tokens + d.cache_write_tokens,
+    reasoning_tokens = runs.reasoning_tokens + d.reasoning_tokens,
+    total_cost = runs.total_cost + d.total_cost,
+    session_id = coalesce(runs.session_id, d.session_id),
+    user_id = coalesce(runs.user_id, d.user_id),
+    environment = coalesce(runs.environment, d.environment),
+    updated_ns = $1
+FROM delta d
+WHERE runs.run_id = d.run_id
+"""
+
+_RUNS_INSERT_SQL = """
+INSERT INTO runs BY NAME
+SELECT d.run_id,
+       coalesce(d.root_agent, d.any_agent, d.root_service, d.any_service, 'unknown') AS agent_name,
+       coalesce(d.root_agent, d.any_agent) AS agent_attr,
+       coalesce(d.root_service, d.any_service) AS service_name,
+       d.source, d.start_ns, d.end_ns,
+       CASE WHEN d.failed THEN 'failed' WHEN d.completed THEN 'completed' ELSE 'running' END AS status,
+       d.event_count, d.error_count, d.tokens_in, d.tokens_out, d.cache_read_tokens,
+       d.cache_write_tokens, d.reasoning_tokens, d.total_cost, d.session_id, d.user_id,
+       d.environment, $1 AS updated_ns
+FROM delta d
+WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = d.run_id)
+"""

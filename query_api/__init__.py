@@ -1,0 +1,1 @@
+"""Read API (FastAPI) over the agent-collector store."""

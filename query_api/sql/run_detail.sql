@@ -1,0 +1,5 @@
+SELECT run_id, agent_name, service_name, source, environment, status, start_ns, end_ns,
+       event_count, error_count, tokens_in, tokens_out, cache_read_tokens, cache_write_tokens,
+       reasoning_tokens, total_cost, session_id, user_id
+FROM runs
+WHERE run_id = $run_id
