@@ -74,7 +74,10 @@ def build_server(ingestor: Ingestor, host: str, port: int, *, max_message_bytes:
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceReceiver(ingestor), server)
     for add in extra_servicers:
         add(server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError:
+        bound = 0
     if bound == 0:
         raise OSError(f"cannot bind OTLP/gRPC to {host}:{port} (in use?)")
     return server, bound
