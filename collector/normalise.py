@@ -204,18 +204,20 @@ def normalise(attrs: dict[str, Any], start_ns: int, span_events: list[dict] | No
 
 
 def detect_convention(attrs: dict[str, Any]) -> str:
+    """OpenLLMetry also writes gen_ai.* keys, so its traceloop.* keys are looked for first."""
     if "openinference.span.kind" in attrs:
         return "openinference"
-    if "traceloop.span.kind" in attrs or "llm.request.type" in attrs or "traceloop.entity.name" in attrs:
-        return "openllmetry"
-    if "gen_ai.operation.name" in attrs or "gen_ai.system" in attrs or "gen_ai.provider.name" in attrs:
-        return "otel_genai"
+    gen_ai = llm = False
     for key in attrs:
+        if key.startswith("traceloop.") or key == "llm.request.type":
+            return "openllmetry"
         if key.startswith("gen_ai."):
-            return "otel_genai"
-        if key.startswith("llm."):
-            return "openinference"
-    return "none"
+            gen_ai = True
+        elif key.startswith("llm."):
+            llm = True
+    if gen_ai:
+        return "otel_genai"
+    return "openinference" if llm else "none"
 
 
 def detect_event_type(attrs: dict[str, Any]) -> str:

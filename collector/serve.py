@@ -71,7 +71,7 @@ def serve(settings: Settings) -> int:
     grpc_server.start()
     log.info("OTLP/gRPC listening on %s:%d", settings.host, grpc_port)
     try:
-        asyncio.run(_serve_http(settings, ingestor, store, ready))
+        asyncio.run(_serve_http(settings, ingestor, store, ready, grpc_server))
     finally:
         grpc_server.stop(grace=30).wait()
         store.close()
@@ -79,7 +79,8 @@ def serve(settings: Settings) -> int:
     return 0
 
 
-async def _serve_http(settings: Settings, ingestor: Ingestor, store: Store, ready: threading.Event) -> None:
+async def _serve_http(settings: Settings, ingestor: Ingestor, store: Store, ready: threading.Event,
+                      grpc_server) -> None:
     common = dict(host=settings.host, log_config=None, log_level="warning", access_log=False, lifespan="off",
                   timeout_graceful_shutdown=30)
     otlp = _Server(uvicorn.Config(create_otlp_http_app(ingestor, settings.max_request_bytes),
@@ -106,6 +107,7 @@ async def _serve_http(settings: Settings, ingestor: Ingestor, store: Store, read
     await stop.wait()
     log.info("shutting down: draining queued spans")
     ready.clear()
+    grpc_server.stop(grace=30)
     for server in servers:
         server.should_exit = True
     await asyncio.gather(*tasks, return_exceptions=True)
