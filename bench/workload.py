@@ -31,6 +31,7 @@ def _kv(key: str, value) -> KeyValue:
 
 def make_request(n_spans: int, rng: random.Random, start_ns: int = 1_763_000_000_000_000_000,
                  spans_per_run: int = 20) -> ExportTraceServiceRequest:
+    """Runs start within a minute after `start_ns`, as a live exporter's batch would."""
     request = ExportTraceServiceRequest()
     rs = request.resource_spans.add()
     agent = rng.choice(AGENTS)
@@ -43,7 +44,7 @@ def make_request(n_spans: int, rng: random.Random, start_ns: int = 1_763_000_000
     while made < n_spans:
         trace_id = rng.randbytes(16)
         root_id = rng.randbytes(8)
-        t0 = start_ns + rng.randrange(0, 86_400 * 10**9)
+        t0 = start_ns + rng.randrange(0, 60 * 10**9)
         session = f"sess-{rng.randrange(10_000)}"
         count = min(spans_per_run, n_spans - made)
         for i in range(count):

@@ -6,6 +6,7 @@ Receivers stay thin: they decode their protocol, call `Ingestor`, and translate 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -29,16 +30,22 @@ class Accepted:
 
 
 class Ingestor:
+    """Thread-safe. Mapping is pure Python and CPU-bound: receiver threads take turns at it (one
+    lock) instead of contending for the GIL, which measured ~35% faster on 2 cores and leaves the
+    writer thread the GIL slices it needs between DuckDB calls."""
+
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._mapping = threading.Lock()
 
     def begin_otlp(self, request: ExportTraceServiceRequest) -> tuple[Batch, Future]:
         """Map and enqueue; the future resolves after commit. Raises Overloaded / StoreClosed."""
         return self.begin(map_request, request)
 
     def begin(self, mapper: Callable[..., Batch], payload) -> tuple[Batch, Future]:
-        batch = mapper(payload, time.time_ns())
-        return batch, self.store.submit(batch.rows)
+        with self._mapping:
+            batch = mapper(payload, time.time_ns())
+            return batch, self.store.submit(batch.rows)
 
     @staticmethod
     def outcome(batch: Batch, future: Future, timeout: float | None = None) -> Accepted:

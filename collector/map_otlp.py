@@ -137,7 +137,12 @@ def _span_row(span, received_ns, service, environment, res_json, res_schema,
 
 def attributes(key_values) -> dict[str, Any]:
     """OTLP KeyValue list to a dict; a repeated key keeps its last value, as the SDKs do."""
-    return {kv.key: any_value(kv.value) for kv in key_values}
+    out = {}
+    for kv in key_values:
+        value = kv.value
+        kind = value.WhichOneof("value")
+        out[kv.key] = getattr(value, kind) if kind in SCALAR_KINDS else any_value(value)
+    return out
 
 
 def any_value(value, depth: int = 0) -> Any:

@@ -135,16 +135,9 @@ class Normalised(NamedTuple):
 
 def normalise(attrs: dict[str, Any], start_ns: int, span_events: list[dict] | None = None) -> Normalised:
     """Map one span's attributes to the normalised fields. Pure; `start_ns` dates the price."""
-    convention = detect_convention(attrs)
+    (model, request_model, provider, tokens_in, tokens_out, tokens_total, cache_read, cache_write, reasoning,
+     cost, agent, session, user, tool, tool_call_id, content_in, content_out) = _pick(attrs)
     event_type = detect_event_type(attrs)
-    model = _first_str(attrs, MODEL_KEYS)
-    provider = _first_str(attrs, PROVIDER_KEYS)
-
-    tokens_in = _first_int(attrs, INPUT_TOKEN_KEYS)
-    tokens_out = _first_int(attrs, OUTPUT_TOKEN_KEYS)
-    cache_read = _first_int(attrs, CACHE_READ_KEYS)
-    cache_write = _first_int(attrs, CACHE_WRITE_KEYS)
-    reasoning = _first_int(attrs, REASONING_KEYS)
     # OTel counts cached tokens inside input and reasoning inside output. Some providers report
     # them exclusively; when the parts exceed the whole, the whole was exclusive: make it inclusive.
     cached = (cache_read or 0) + (cache_write or 0)
@@ -152,11 +145,11 @@ def normalise(attrs: dict[str, Any], start_ns: int, span_events: list[dict] | No
         tokens_in = (tokens_in or 0) + cached
     if reasoning and (tokens_out is None or reasoning > tokens_out):
         tokens_out = (tokens_out or 0) + reasoning
-    tokens_total = _first_int(attrs, TOTAL_TOKEN_KEYS)
     if tokens_total is None and (tokens_in is not None or tokens_out is not None):
         tokens_total = (tokens_in or 0) + (tokens_out or 0)
 
-    cost = _client_cost(attrs)
+    if cost is None:
+        cost = _cost_parts(attrs)
     cost_source = "client" if cost is not None else None
     if cost is None and model and (tokens_in or tokens_out):
         cost = pricing.price(model, provider, tokens_in or 0, tokens_out or 0, cache_read or 0, cache_write or 0, start_ns)
@@ -164,12 +157,11 @@ def normalise(attrs: dict[str, Any], start_ns: int, span_events: list[dict] | No
             cost_source = "computed"
 
     kind = attrs.get("traceloop.span.kind")
-    entity = attrs.get("traceloop.entity.name")
-    agent = _first_str(attrs, AGENT_KEYS) or (entity if kind == "agent" else None)
-    tool = _first_str(attrs, TOOL_KEYS) or (entity if kind == "tool" else None)
+    if kind is not None:
+        entity = attrs.get("traceloop.entity.name")
+        agent = agent or (entity if kind == "agent" else None)
+        tool = tool or (entity if kind == "tool" else None)
 
-    content_in = _first_content(attrs, INPUT_KEYS)
-    content_out = _first_content(attrs, OUTPUT_KEYS)
     if (content_in is None or content_out is None) and span_events:
         ev_in, ev_out = _content_from_events(span_events)
         content_in = content_in or ev_in
@@ -180,27 +172,50 @@ def normalise(attrs: dict[str, Any], start_ns: int, span_events: list[dict] | No
         content_out = _indexed_content(attrs, INDEXED_OUTPUT_PREFIXES)
 
     return Normalised(
-        convention,
-        event_type,
-        model,
-        _first_str(attrs, REQUEST_MODEL_KEYS),
-        provider,
-        tokens_in,
-        tokens_out,
-        tokens_total,
-        cache_read,
-        cache_write,
-        reasoning,
-        cost,
-        cost_source,
-        agent,
-        _first_str(attrs, SESSION_KEYS),
-        _first_str(attrs, USER_KEYS),
-        tool,
-        _first_str(attrs, TOOL_CALL_ID_KEYS),
-        truncate(content_in),
-        truncate(content_out),
+        detect_convention(attrs), event_type, model, request_model, provider,
+        tokens_in, tokens_out, tokens_total, cache_read, cache_write, reasoning, cost, cost_source,
+        agent, session, user, tool, tool_call_id, truncate(content_in), truncate(content_out),
     )
+
+
+_STR, _INT, _FLOAT, _TEXT = range(4)
+# Order matters: it is the order of the values `_pick` returns.
+_PICKED = (
+    (MODEL_KEYS, _STR), (REQUEST_MODEL_KEYS, _STR), (PROVIDER_KEYS, _STR),
+    (INPUT_TOKEN_KEYS, _INT), (OUTPUT_TOKEN_KEYS, _INT), (TOTAL_TOKEN_KEYS, _INT),
+    (CACHE_READ_KEYS, _INT), (CACHE_WRITE_KEYS, _INT), (REASONING_KEYS, _INT), (COST_KEYS, _FLOAT),
+    (AGENT_KEYS, _STR), (SESSION_KEYS, _STR), (USER_KEYS, _STR), (TOOL_KEYS, _STR), (TOOL_CALL_ID_KEYS, _STR),
+    (INPUT_KEYS, _TEXT), (OUTPUT_KEYS, _TEXT),
+)
+_KEY_SLOTS: dict[str, tuple[tuple[int, int, int], ...]] = {}
+for _slot, (_keys, _kind) in enumerate(_PICKED):
+    for _rank, _key in enumerate(_keys):
+        _KEY_SLOTS[_key] = (*_KEY_SLOTS.get(_key, ()), (_slot, _rank, _kind))
+
+
+def _pick(attrs: dict[str, Any]) -> list[Any]:
+    """One pass over the span's attributes; for each field the highest-ranked key with a usable value wins."""
+    values: list[Any] = [None] * len(_PICKED)
+    ranks = [99] * len(_PICKED)
+    for key, value in attrs.items():
+        slots = _KEY_SLOTS.get(key)
+        if slots is None or value is None or value == "":
+            continue
+        for slot, rank, kind in slots:
+            if rank >= ranks[slot]:
+                continue
+            if kind == _STR:
+                converted = value if isinstance(value, str) else str(value)
+            elif kind == _INT:
+                converted = to_int(value)
+            elif kind == _FLOAT:
+                converted = to_float(value)
+            else:
+                converted = _as_text(value)
+            if converted is not None:
+                values[slot] = converted
+                ranks[slot] = rank
+    return values
 
 
 def detect_convention(attrs: dict[str, Any]) -> str:
@@ -267,29 +282,7 @@ def to_float(value: Any) -> float | None:
     return number if number == number and abs(number) != float("inf") else None
 
 
-def _first_str(attrs: dict[str, Any], keys: tuple[str, ...]) -> str | None:
-    for key in keys:
-        value = attrs.get(key)
-        if value is not None and value != "":
-            return value if isinstance(value, str) else str(value)
-    return None
-
-
-def _first_int(attrs: dict[str, Any], keys: tuple[str, ...]) -> int | None:
-    for key in keys:
-        value = attrs.get(key)
-        if value is not None:
-            number = to_int(value)
-            if number is not None:
-                return number
-    return None
-
-
-def _client_cost(attrs: dict[str, Any]) -> float | None:
-    for key in COST_KEYS:
-        cost = to_float(attrs.get(key))
-        if cost is not None:
-            return cost
+def _cost_parts(attrs: dict[str, Any]) -> float | None:
     prompt = to_float(attrs.get("llm.cost.prompt"))
     completion = to_float(attrs.get("llm.cost.completion"))
     if prompt is None and completion is None:
@@ -302,14 +295,6 @@ def _as_text(value: Any) -> str:
     if isinstance(value, str):
         return value
     return orjson.dumps(value, default=str).decode()
-
-
-def _first_content(attrs: dict[str, Any], keys: tuple[str, ...]) -> str | None:
-    for key in keys:
-        value = attrs.get(key)
-        if value is not None and value != "":
-            return _as_text(value)
-    return None
 
 
 def _content_from_events(span_events: list[dict]) -> tuple[str | None, str | None]:

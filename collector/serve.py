@@ -10,12 +10,14 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 import threading
 
 import duckdb
 import uvicorn
 
 from collector.ingest import Ingestor
+from collector.receive_events_grpc import add_to_server as add_events_service
 from collector.receive_grpc import build_server
 from collector.receive_http import create_otlp_http_app
 from collector.settings import Settings
@@ -56,6 +58,9 @@ def open_store(settings: Settings) -> Store:
 
 
 def serve(settings: Settings) -> int:
+    # Many gRPC threads map spans under the GIL; a short switch interval lets the writer thread,
+    # which needs the GIL briefly between DuckDB calls, get it back without waiting 5 ms each time.
+    sys.setswitchinterval(0.0005)
     store = open_store(settings)
     store.start()
     ingestor = Ingestor(store)
@@ -64,6 +69,7 @@ def serve(settings: Settings) -> int:
         grpc_server, grpc_port = build_server(
             ingestor, settings.host, settings.grpc_port,
             max_message_bytes=settings.max_request_bytes, workers=settings.grpc_workers,
+            extra_servicers=[add_events_service(ingestor)],
         )
     except OSError as exc:
         store.close()
@@ -85,7 +91,9 @@ async def _serve_http(settings: Settings, ingestor: Ingestor, store: Store, read
                   timeout_graceful_shutdown=30)
     otlp = _Server(uvicorn.Config(create_otlp_http_app(ingestor, settings.max_request_bytes),
                                   port=settings.http_port, **common))
-    api = _Server(uvicorn.Config(create_app(store, ready.is_set), port=settings.api_port, **common))
+    api_app = create_app(store, ready.is_set, cors_origins=settings.cors_origins,
+                         max_request_bytes=settings.max_request_bytes)
+    api = _Server(uvicorn.Config(api_app, port=settings.api_port, **common))
     servers = (otlp, api)
 
     loop = asyncio.get_running_loop()

@@ -7,8 +7,10 @@ variable, which beats the default. README's configuration table is checked again
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Mapping
+from typing import Any
 
 
 class SettingsError(ValueError):
@@ -46,6 +48,9 @@ SETTINGS = (
             "DuckDB WAL size that triggers a checkpoint; larger means fewer re-compressions at ingest."),
     Setting("grpc_workers", 8, int, "Threads serving gRPC calls."),
     Setting("log_level", "INFO", str, "Python logging level."),
+    Setting("cors_origins", (), tuple,
+            "Comma-separated browser origins allowed to call the read API (CORS), e.g. "
+            "http://localhost:3000; empty allows none; * allows any origin, without credentials."),
 )
 
 
@@ -62,6 +67,7 @@ class Settings:
     checkpoint_threshold: str = "256MB"
     grpc_workers: int = 8
     log_level: str = "INFO"
+    cors_origins: tuple[str, ...] = ()
 
     @classmethod
     def load(cls, flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -79,6 +85,8 @@ class Settings:
 
 
 def _convert(setting: Setting, raw: Any, source: str) -> Any:
+    if setting.kind is tuple:
+        return _origins(str(raw), source)
     if setting.kind is int:
         try:
             value = int(raw)
@@ -91,6 +99,14 @@ def _convert(setting: Setting, raw: Any, source: str) -> Any:
     if not value:
         raise SettingsError(f"{source} must not be empty")
     return value
+
+
+def _origins(raw: str, source: str) -> tuple[str, ...]:
+    origins = tuple(part.strip().rstrip("/") for part in raw.split(",") if part.strip())
+    for origin in origins:
+        if origin != "*" and not re.fullmatch(r"https?://[^/\s?#]+", origin):
+            raise SettingsError(f"{source}={raw!r}: {origin!r} is not an origin like http://host:port or *")
+    return origins
 
 
 assert [s.name for s in SETTINGS] == [f.name for f in fields(Settings)]

@@ -1,7 +1,8 @@
 """The one owner of the DuckDB database and its write path.
 
 Contract:
-- `submit(rows)` may be called from any thread. It never blocks on the database: it returns a
+- `submit(rows)` may be called from any thread. It converts the rows to Arrow in the calling
+  thread (so the single writer does no per-row Python work) and never blocks on the database: it returns a
   `Future` that resolves to a `WriteResult` only after the rows are committed (DuckDB syncs its
   WAL on commit), or raises `Overloaded` at once when the queue is full.
 - Exactly one writer thread touches the write connection. It drains the queue, writes everything
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from collector.rows import EventRow
 
@@ -58,7 +60,7 @@ class WriteResult:
 
 @dataclass
 class _Pending:
-    rows: list[EventRow]
+    table: pa.Table
     future: Future
 
 
@@ -85,7 +87,7 @@ class Store:
         self._cond = threading.Condition()
         self._closing = False
         self._thread: threading.Thread | None = None
-        self.stats = {"commits": 0, "stored": 0, "duplicates": 0, "failed_groups": 0}
+        self.stats = {"commits": 0, "stored": 0, "duplicates": 0, "failed_groups": 0, "writer_busy_s": 0.0}
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="duckdb-writer", daemon=True)
@@ -96,12 +98,13 @@ class Store:
         if not rows:
             future.set_result(WriteResult(0, 0))
             return future
+        table = to_arrow(rows)
         with self._cond:
             if self._closing:
                 raise StoreClosed("the collector is shutting down")
             if self._queued_rows and self._queued_rows + len(rows) > self.max_queue_rows:
                 raise Overloaded(f"ingest queue full ({self._queued_rows} rows waiting)")
-            self._queue.append(_Pending(rows, future))
+            self._queue.append(_Pending(table, future))
             self._queued_rows += len(rows)
             self._cond.notify()
         return future
@@ -120,6 +123,8 @@ class Store:
             self._cond.notify()
         if self._thread is not None:
             self._thread.join()
+        log.info("writer: %(stored)d events stored, %(duplicates)d duplicates, %(commits)d commits, "
+                 "%(failed_groups)d failed, busy %(writer_busy_s).1fs", self.stats)
         try:
             self._con.execute("CHECKPOINT")
         finally:
@@ -134,87 +139,96 @@ class Store:
                     return
                 group: list[_Pending] = []
                 taken = 0
-                while self._queue and (not group or taken + len(self._queue[0].rows) <= self.max_group_rows):
+                while self._queue and (not group or taken + self._queue[0].table.num_rows <= self.max_group_rows):
                     pending = self._queue.popleft()
                     group.append(pending)
-                    taken += len(pending.rows)
+                    taken += pending.table.num_rows
                 self._queued_rows -= taken
             self._commit_group(group)
 
     def _commit_group(self, group: list[_Pending]) -> None:
-        rows = [row for pending in group for row in pending.rows]
+        started = time.perf_counter()
         try:
-            stored = self._write(rows)
+            stored = self._write(group)
         except Exception as exc:  # noqa: BLE001 - every waiting client must get the failure
-            log.exception("commit of %d rows failed", len(rows))
+            log.exception("commit of %d requests failed", len(group))
             self.stats["failed_groups"] += 1
             for pending in group:
                 pending.future.set_exception(exc)
             return
         self.stats["commits"] += 1
-        self.stats["stored"] += stored
-        self.stats["duplicates"] += len(rows) - stored
-        share = WriteResult(stored, len(rows) - stored)
-        for pending in group:
-            pending.future.set_result(share)
+        self.stats["writer_busy_s"] += time.perf_counter() - started
+        for pending, count in zip(group, stored):
+            sent = pending.table.num_rows
+            self.stats["stored"] += count
+            self.stats["duplicates"] += sent - count
+            pending.future.set_result(WriteResult(count, sent - count))
 
-    def _write(self, rows: list[EventRow]) -> int:
-        rows = _unique(rows)
-        columns = list(zip(*rows))
-        table = pa.Table.from_arrays(
-            [pa.array(col, type=ARROW_SCHEMA.field(i).type) for i, col in enumerate(columns)],
-            schema=ARROW_SCHEMA,
-        )
-        start_index = EventRow._fields.index("start_ns")
-        lo = min(columns[start_index])
-        hi = max(columns[start_index])
+    def _write(self, group: list[_Pending]) -> list[int]:
+        """Store the group's new events in one transaction; returns how many each request added."""
         con = self._con
-        con.register("incoming", table)
+        incoming = pa.concat_tables([pending.table for pending in group])
+        stored = [pending.table.num_rows for pending in group]
+        con.execute("BEGIN TRANSACTION")
         try:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                con.execute(_SEEN_SQL, [lo, hi])
-                seen = con.execute("SELECT count(*) FROM seen").fetchone()[0]
-                fresh = _FRESH_ALL if seen == 0 else _FRESH_UNSEEN
-                stored = len(rows) - seen
-                if stored:
-                    con.execute(f"INSERT INTO events BY NAME {fresh}")
-                    con.execute(_DELTA_SQL.format(fresh=fresh))
-                    con.execute(_RUNS_UPDATE_SQL, [time.time_ns()])
-                    con.execute(_RUNS_INSERT_SQL, [time.time_ns()])
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+            con.register("incoming", incoming)
+            bounds = pc.min_max(incoming["start_ns"])
+            seen = set(con.execute(_SEEN_SQL, [bounds["min"].as_py(), bounds["max"].as_py()]).fetchall())
+            keys = pc.binary_join_element_wise(incoming["run_id"], incoming["event_id"], "\x00")
+            repeated = incoming.num_rows - pc.count_distinct(keys).as_py()
+            if seen or repeated:
+                incoming, stored = _drop_duplicates(group, seen)
+                con.register("incoming", incoming)
+            if incoming.num_rows:
+                con.execute("INSERT INTO events BY NAME SELECT * FROM incoming")
+                con.execute(_DELTA_SQL)
+                now = time.time_ns()
+                con.execute(_RUNS_UPDATE_SQL, [now])
+                con.execute(_RUNS_INSERT_SQL, [now])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
         finally:
             con.unregister("incoming")
         return stored
 
 
-def _unique(rows: list[EventRow]) -> list[EventRow]:
-    """First occurrence of each (run_id, event_id) within one group."""
-    keys: set[tuple[str, str]] = set()
-    out = []
-    for row in rows:
-        key = (row[0], row[1])
-        if key not in keys:
-            keys.add(key)
-            out.append(row)
-    return out
+def to_arrow(rows: list[EventRow]) -> pa.Table:
+    columns = list(zip(*rows))
+    return pa.Table.from_arrays(
+        [pa.array(col, type=ARROW_SCHEMA.field(i).type) for i, col in enumerate(columns)], schema=ARROW_SCHEMA
+    )
 
 
-# Resent spans carry the same start time, so restricting the existing side to the incoming
-# batch's start range lets DuckDB's zone maps skip almost all stored row groups.
+def _drop_duplicates(group: list[_Pending], seen: set[tuple[str, str]]) -> tuple[pa.Table, list[int]]:
+    """The rare path: keep rows not stored yet, first occurrence only, counting what each request added."""
+    taken: set[tuple[str, str]] = set()
+    kept: list[pa.Table] = []
+    stored: list[int] = []
+    for pending in group:
+        keys = zip(pending.table["run_id"].to_pylist(), pending.table["event_id"].to_pylist())
+        mask = []
+        for key in keys:
+            fresh = key not in taken and key not in seen
+            if fresh:
+                taken.add(key)
+            mask.append(fresh)
+        kept.append(pending.table.filter(pa.array(mask, type=pa.bool_())))
+        stored.append(sum(mask))
+    return pa.concat_tables(kept), stored
+
+
+# Resent spans carry the same start time, so bounding the stored side by the group's start range
+# lets DuckDB's zone maps skip almost every stored row group: no index is needed.
 _SEEN_SQL = """
-CREATE OR REPLACE TEMP TABLE seen AS
-SELECT i.run_id, i.event_id FROM incoming i
+SELECT DISTINCT i.run_id, i.event_id FROM incoming i
 WHERE EXISTS (
     SELECT 1 FROM events e
     WHERE e.start_ns BETWEEN $1 AND $2 AND e.run_id = i.run_id AND e.event_id = i.event_id
 )
 """
-_FRESH_ALL = "SELECT * FROM incoming"
-_FRESH_UNSEEN = "SELECT * FROM incoming i ANTI JOIN seen s ON i.run_id = s.run_id AND i.event_id = s.event_id"
+
 
 _DELTA_SQL = """
 CREATE OR REPLACE TEMP TABLE delta AS
@@ -239,7 +253,7 @@ SELECT run_id,
        arg_min(session_id, start_ns) FILTER (WHERE session_id IS NOT NULL) AS session_id,
        arg_min(user_id, start_ns) FILTER (WHERE user_id IS NOT NULL) AS user_id,
        arg_min(environment, start_ns) FILTER (WHERE environment IS NOT NULL) AS environment
-FROM ({fresh})
+FROM incoming
 GROUP BY run_id
 """
 

@@ -2,24 +2,37 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NODE_FIELDS = ("name", "model", "provider", "tokens_in", "tokens_out", "cost", "tool_name", "status")
 
 
 def iso(ns: int | None) -> str | None:
     if ns is None:
         return None
-    return datetime.fromtimestamp(ns // 1_000_000_000, tz=UTC).replace(
-        microsecond=(ns % 1_000_000_000) // 1000
-    ).isoformat().replace("+00:00", "Z")
+    return (
+        datetime.fromtimestamp(ns // 1_000_000_000, tz=UTC)
+        .replace(microsecond=(ns % 1_000_000_000) // 1000)
+        .isoformat()
+        .replace("+00:00", "Z")
+    )
 
 
 def ms(ns: int | None) -> float | None:
     return None if ns is None else ns / 1_000_000
+
+
+def to_ns(moment: datetime | None) -> int | None:
+    """A query parameter's time; without an offset it is UTC."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - EPOCH) // timedelta(microseconds=1) * 1000
 
 
 def run_json(row: dict[str, Any]) -> dict[str, Any]:
@@ -47,30 +60,50 @@ def run_json(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def agent_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": row["agent_name"],
+        "description": f"Auto-created agent: {row['agent_name']}",
+        "created_at": iso(row["first_seen_ns"]),
+        "last_seen_at": iso(row["last_seen_ns"]),
+        "total_runs": row["total_runs"],
+        "total_events": row["total_events"],
+        "total_cost": row["total_cost"],
+        "tokens_in": row["tokens_in"],
+        "tokens_out": row["tokens_out"],
+        "failed_runs": row["failed_runs"],
+    }
+
+
 def event_data(row: dict[str, Any]) -> dict[str, Any]:
-    """The span's own attributes, with the normalised fields on top."""
+    """The attributes as the client sent them, plus each normalised field under a name they do not
+    use: a GATI event's own `status`, `input` or `cost` stays as sent."""
     data = orjson.loads(row["attributes"]) if row["attributes"] else {}
     if not isinstance(data, dict):
         data = {"value": data}
-    for field in NODE_FIELDS:
-        data[field] = row[field]
-    data["duration_ms"] = ms(row["duration_ns"])
-    data["tokens_total"] = row["tokens_total"]
-    data["cache_read_tokens"] = row["cache_read_tokens"]
-    data["cache_write_tokens"] = row["cache_write_tokens"]
-    data["reasoning_tokens"] = row["reasoning_tokens"]
-    data["cost_source"] = row["cost_source"]
-    data["tool_call_id"] = row["tool_call_id"]
-    data["convention"] = row["convention"]
-    data["agent_name"] = row["agent_name"]
-    data["input"] = row["input"]
-    data["output"] = row["output"]
-    data["parent_run_id"] = row["parent_event_id"]
+    normalised = {field: row[field] for field in NODE_FIELDS}
+    normalised.update(
+        duration_ms=ms(row["duration_ns"]),
+        tokens_total=row["tokens_total"],
+        cache_read_tokens=row["cache_read_tokens"],
+        cache_write_tokens=row["cache_write_tokens"],
+        reasoning_tokens=row["reasoning_tokens"],
+        cost_source=row["cost_source"],
+        tool_call_id=row["tool_call_id"],
+        convention=row["convention"],
+        agent_name=row["agent_name"],
+        input=row["input"],
+        output=row["output"],
+        parent_run_id=row["parent_event_id"],
+    )
+    for field, value in normalised.items():
+        data.setdefault(field, value)
     return data
 
 
 def event_json(row: dict[str, Any]) -> dict[str, Any]:
     return {
+        "run_id": row["run_id"],
         "event_id": row["event_id"],
         "event_type": row["event_type"],
         "parent_event_id": row["parent_event_id"],
@@ -96,7 +129,7 @@ def build_tree(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     nodes = {}
     for row in rows:
         node = event_json(row)
-        node["children"] = []
+        node.update(orphan=False, cycle=False, children=[])
         nodes.setdefault(row["event_id"], node)
     roots = []
     for event_id, node in nodes.items():

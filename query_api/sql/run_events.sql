@@ -1,5 +1,5 @@
 -- The run's time range lets zone maps skip row groups: events carry no index.
-SELECT event_id, parent_event_id, event_type, name, agent_name, start_ns, end_ns, duration_ns,
+SELECT run_id, event_id, parent_event_id, event_type, name, agent_name, start_ns, end_ns, duration_ns,
        status, status_message, model, provider, tokens_in, tokens_out, tokens_total,
        cache_read_tokens, cache_write_tokens, reasoning_tokens, cost, cost_source, tool_name,
        tool_call_id, session_id, user_id, convention, source, input, output, attributes

@@ -1,0 +1,64 @@
+"""Native gRPC ingest (`agentcollector.v1.EventService/Ingest`): GATI events without HTTP/JSON."""
+
+from __future__ import annotations
+
+import logging
+from concurrent import futures
+
+import grpc
+from google.protobuf import json_format
+
+from agentcollector.v1 import events_pb2, events_pb2_grpc
+from collector.ingest import Ingestor
+from collector.map_gati import InvalidBatch, map_events
+from collector.receive_grpc import abort_retryable
+from collector.store import Overloaded, StoreClosed
+
+log = logging.getLogger("agent_collector.grpc")
+
+
+class EventReceiver(events_pb2_grpc.EventServiceServicer):
+    def __init__(self, ingestor: Ingestor) -> None:
+        self._ingestor = ingestor
+
+    def Ingest(self, request, context):  # noqa: N802 - name fixed by the proto
+        payload = {"events": [_event_dict(event) for event in request.events]}
+        try:
+            batch, future = self._ingestor.begin(map_events, payload)
+            accepted = Ingestor.outcome(batch, future, timeout=context.time_remaining())
+        except InvalidBatch as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except (Overloaded, StoreClosed) as exc:
+            abort_retryable(context, str(exc))
+        except futures.TimeoutError:
+            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed before the events were committed")
+        except Exception as exc:  # noqa: BLE001 - a storage failure must reach the client as retryable
+            log.exception("event ingest failed")
+            abort_retryable(context, f"storage error, retry: {exc}")
+        stored = accepted.stored + accepted.duplicates
+        return events_pb2.IngestResponse(
+            status="success",
+            message=f"Ingested {stored} events",
+            count=stored,
+            failed=accepted.rejected,
+            errors=batch.errors,
+        )
+
+
+def _event_dict(event: events_pb2.Event) -> dict:
+    """Proto3 has no null: empty strings mean 'not sent', as they would be absent in the JSON body."""
+    out = {
+        field: value
+        for field in ("event_id", "run_id", "parent_event_id", "event_type", "agent_name", "timestamp")
+        if (value := getattr(event, field))
+    }
+    if event.HasField("data"):
+        out["data"] = json_format.MessageToDict(event.data)
+    return out
+
+
+def add_to_server(ingestor: Ingestor):
+    def add(server: grpc.Server) -> None:
+        events_pb2_grpc.add_EventServiceServicer_to_server(EventReceiver(ingestor), server)
+
+    return add

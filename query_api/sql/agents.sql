@@ -1,0 +1,5 @@
+-- The agents view groups the small runs table; events are not read.
+SELECT agent_name, first_seen_ns, last_seen_ns, total_runs, total_events, total_cost,
+       tokens_in, tokens_out, failed_runs
+FROM agents
+ORDER BY first_seen_ns DESC, agent_name
