@@ -2,7 +2,7 @@
 FROM python:3.11-slim
 WORKDIR /app
 COPY . .
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir -c constraints.txt .
 # Inside a container the listeners must bind beyond loopback; the database lives on a volume.
 ENV AGENT_COLLECTOR_HOST=0.0.0.0 \
     AGENT_COLLECTOR_DB=/data/agent-collector.duckdb
