@@ -9,7 +9,7 @@ import grpc
 from google.protobuf import json_format
 
 from agentcollector.v1 import events_pb2, events_pb2_grpc
-from collector.ingest import Ingestor
+from collector.ingest import Ingestor, Unstorable
 from collector.map_gati import InvalidBatch, map_events
 from collector.receive_grpc import abort_retryable
 from collector.store import Overloaded, StoreClosed
@@ -21,20 +21,20 @@ class EventReceiver(events_pb2_grpc.EventServiceServicer):
     def __init__(self, ingestor: Ingestor) -> None:
         self._ingestor = ingestor
 
-    def Ingest(self, request, context):  # noqa: N802 - name fixed by the proto
+    def Ingest(self, request, context):  # name fixed by the proto
         payload = {"events": [_event_dict(event) for event in request.events]}
         try:
             batch, future = self._ingestor.begin(map_events, payload)
             accepted = Ingestor.outcome(batch, future, timeout=context.time_remaining())
-        except InvalidBatch as exc:
+        except (InvalidBatch, Unstorable) as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except (Overloaded, StoreClosed) as exc:
             abort_retryable(context, str(exc))
         except futures.TimeoutError:
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed before the events were committed")
-        except Exception as exc:  # noqa: BLE001 - a storage failure must reach the client as retryable
+        except Exception:  # a storage failure must reach the client as retryable
             log.exception("event ingest failed")
-            abort_retryable(context, f"storage error, retry: {exc}")
+            abort_retryable(context, "storage error; retry later")
         stored = accepted.stored + accepted.duplicates
         return events_pb2.IngestResponse(
             status="success",

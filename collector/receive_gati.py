@@ -16,9 +16,9 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from collector.ingest import RETRY_AFTER_SECONDS, Ingestor
+from collector.ingest import Ingestor, Unstorable, retry_headers
 from collector.map_gati import MAX_EVENTS, InvalidBatch, map_events
-from collector.receive_http import HttpError, read_body
+from collector.receive_http import HttpError, check_room, read_body
 from collector.rows import Batch
 from collector.store import Overloaded, StoreClosed
 
@@ -26,7 +26,6 @@ log = logging.getLogger("agent_collector.gati")
 
 router = APIRouter(tags=["ingest"])
 
-_RETRY = {"Retry-After": str(RETRY_AFTER_SECONDS)}
 _EVENT_SCHEMA = {
     "type": "object",
     "required": ["run_id", "event_type"],
@@ -83,6 +82,7 @@ _RESPONSES = {
     },
     400: {"description": "The body is not JSON"},
     413: {"description": "The body is larger than the configured limit"},
+    415: {"description": "Content-Type is not application/json"},
     422: {"description": "Not a GATI batch, or no event in it can be stored"},
     503: {"description": "Queue full or storage error; retry after Retry-After seconds"},
 }
@@ -94,15 +94,19 @@ _RESPONSES = {
 async def ingest_events(request: Request) -> JSONResponse:
     state = request.app.state
     try:
+        media_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+        if media_type != "application/json":
+            raise HttpError(415, f"unsupported Content-Type {media_type!r}; send application/json")
+        check_room(state.ingestor)
         body = await read_body(request, state.max_request_bytes)
         batch, future = await asyncio.to_thread(_begin, state.ingestor, body)
         if not batch.rows:
             return JSONResponse(_refusal(batch), 422)
         try:
             await asyncio.wrap_future(future)
-        except Exception as exc:  # a failed commit is retryable for the client
+        except Exception:  # a failed commit is retryable for the client
             log.exception("commit of a GATI batch failed")
-            raise HttpError(503, f"storage error, retry: {exc}", _RETRY) from None
+            raise HttpError(503, "storage error; retry later", retry_headers()) from None
     except HttpError as err:
         return JSONResponse({"detail": err.message}, err.status, headers=err.headers)
     count = len(batch.rows)
@@ -126,10 +130,10 @@ def _begin(ingestor: Ingestor, body: bytes) -> tuple[Batch, Future]:
         raise HttpError(400, f"body is not valid JSON: {exc}") from None
     try:
         return ingestor.begin(map_events, payload)
-    except InvalidBatch as exc:
+    except (InvalidBatch, Unstorable) as exc:
         raise HttpError(422, str(exc)) from None
     except (Overloaded, StoreClosed) as exc:
-        raise HttpError(503, str(exc), _RETRY) from None
+        raise HttpError(503, str(exc), retry_headers()) from None
 
 
 def _refusal(batch: Batch) -> dict:

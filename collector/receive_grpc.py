@@ -1,4 +1,9 @@
-"""OTLP/gRPC receiver: `opentelemetry.proto.collector.trace.v1.TraceService/Export`."""
+"""OTLP/gRPC receiver: `opentelemetry.proto.collector.trace.v1.TraceService/Export`.
+
+The service is registered to take the raw message bytes: a full queue is refused before the
+request is parsed, so overload costs the collector no decoding, and a message that does not
+parse answers INVALID_ARGUMENT with the parser's reason.
+"""
 
 from __future__ import annotations
 
@@ -7,29 +12,37 @@ from concurrent import futures
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
-from google.rpc import code_pb2, error_details_pb2, status_pb2
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from google.rpc import error_details_pb2, status_pb2
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-from collector.ingest import RETRY_AFTER_SECONDS, Ingestor
+from collector.decode import DecodeError, decode_protobuf
+from collector.ingest import Ingestor, Unstorable, retry_delay
 from collector.store import Overloaded, StoreClosed
 
 log = logging.getLogger("agent_collector.grpc")
 
 
-class TraceReceiver(trace_service_pb2_grpc.TraceServiceServicer):
+SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+
+
+class TraceReceiver:
     def __init__(self, ingestor: Ingestor) -> None:
         self._ingestor = ingestor
 
-    def Export(self, request, context):  # noqa: N802 - name fixed by the proto
+    def Export(self, raw: bytes, context):  # name fixed by the proto
         try:
+            self._ingestor.check_room()
+            request = decode_protobuf(raw)
             accepted = self._ingestor.export_otlp(request, timeout=context.time_remaining())
+        except (DecodeError, Unstorable) as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except (Overloaded, StoreClosed) as exc:
             abort_retryable(context, str(exc))
         except futures.TimeoutError:
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed before the spans were committed")
-        except Exception as exc:  # noqa: BLE001 - a storage failure must reach the client as retryable
+        except Exception:  # a storage failure must reach the client as retryable
             log.exception("export failed")
-            abort_retryable(context, f"storage error, retry: {exc}")
+            abort_retryable(context, "storage error; retry later")
         response = trace_service_pb2.ExportTraceServiceResponse()
         if accepted.rejected:
             response.partial_success.rejected_spans = accepted.rejected
@@ -45,13 +58,25 @@ class _Status(grpc.Status):
 
 
 def abort_retryable(context: grpc.ServicerContext, message: str) -> None:
-    """UNAVAILABLE with RetryInfo, both as rich status details and as the trailer the Python exporter reads."""
-    retry = error_details_pb2.RetryInfo(retry_delay=Duration(seconds=RETRY_AFTER_SECONDS))
-    status = status_pb2.Status(code=code_pb2.UNAVAILABLE, message=message)
+    """UNAVAILABLE with RetryInfo carrying a jittered `retry_delay()`."""
+    _abort_with_retry(context, grpc.StatusCode.UNAVAILABLE, message, retry_delay())
+
+
+def abort_throttled(context: grpc.ServicerContext, message: str, wait_s: float) -> None:
+    """RESOURCE_EXHAUSTED with RetryInfo: OTLP exporters retry it only when RetryInfo is present."""
+    _abort_with_retry(context, grpc.StatusCode.RESOURCE_EXHAUSTED, message, wait_s)
+
+
+def _abort_with_retry(context: grpc.ServicerContext, code: grpc.StatusCode, message: str, delay_s: float) -> None:
+    """RetryInfo both as rich status details and as the trailer the Python exporter reads."""
+    delay = Duration()
+    delay.FromNanoseconds(int(delay_s * 1e9))
+    retry = error_details_pb2.RetryInfo(retry_delay=delay)
+    status = status_pb2.Status(code=code.value[0], message=message)
     status.details.add().Pack(retry)
     context.abort_with_status(
         _Status(
-            grpc.StatusCode.UNAVAILABLE,
+            code,
             message,
             (
                 ("grpc-status-details-bin", status.SerializeToString()),
@@ -62,22 +87,35 @@ def abort_retryable(context: grpc.ServicerContext, message: str) -> None:
 
 
 def build_server(ingestor: Ingestor, host: str, port: int, *, max_message_bytes: int, workers: int,
-                 extra_servicers=()) -> tuple[grpc.Server, int]:
+                 extra_servicers=(), interceptors=(), tls: tuple[bytes, bytes] | None = None,
+                 ) -> tuple[grpc.Server, int]:
+    """`max_message_bytes` bounds each message on the wire and, in gRPC core, after inflating it.
+    `tls` is (certificate chain PEM, private key PEM); without it the port is plaintext."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
+        interceptors=interceptors,
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", 4 * 1024 * 1024),
             ("grpc.so_reuseport", 0),
         ],
     )
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceReceiver(ingestor), server)
+    export = grpc.unary_unary_rpc_method_handler(
+        TraceReceiver(ingestor).Export,
+        response_serializer=trace_service_pb2.ExportTraceServiceResponse.SerializeToString,
+    )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {"Export": export}),))
     for add in extra_servicers:
         add(server)
+    address = f"{host}:{port}"
     try:
-        bound = server.add_insecure_port(f"{host}:{port}")
+        if tls is None:
+            bound = server.add_insecure_port(address)
+        else:
+            credentials = grpc.ssl_server_credentials([(tls[1], tls[0])])
+            bound = server.add_secure_port(address, credentials)
     except RuntimeError:
         bound = 0
     if bound == 0:
-        raise OSError(f"cannot bind OTLP/gRPC to {host}:{port} (in use?)")
+        raise OSError(f"cannot bind OTLP/gRPC to {address} (in use?)")
     return server, bound

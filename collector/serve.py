@@ -2,6 +2,8 @@
 
 SIGTERM or SIGINT drains: listeners stop taking requests, in-flight exports finish, every queued
 span is committed and acknowledged, the database is checkpointed, and the process exits 0.
+Every listener shares one `Access` (API keys, rate limiters) and, when configured, one TLS
+certificate; the TLS files are checked before the database is opened, so a bad pair fails fast.
 """
 
 from __future__ import annotations
@@ -10,13 +12,23 @@ import asyncio
 import contextlib
 import logging
 import signal
+import ssl
 import sys
 import threading
+from pathlib import Path
+from typing import NamedTuple
 
 import duckdb
 import uvicorn
 
+from collector.auth import ApiKeys
+from collector.grpc_guard import GrpcGuard
+from collector.http_protocol import protocol_with_deadline
 from collector.ingest import Ingestor
+from collector.lake import LakeBackend, LakeError
+from collector.maintenance import Maintenance, MaintenancePolicy
+from collector.map_otlp import Limits
+from collector.rate_limit import RateLimiter
 from collector.receive_events_grpc import add_to_server as add_events_service
 from collector.receive_grpc import build_server
 from collector.receive_http import create_otlp_http_app
@@ -31,6 +43,32 @@ class StartupError(RuntimeError):
     pass
 
 
+class Access(NamedTuple):
+    keys: ApiKeys
+    ingest: RateLimiter | None
+    query: RateLimiter | None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Access:
+        def limiter(rate: float) -> RateLimiter | None:
+            return RateLimiter(rate) if rate else None
+
+        return cls(ApiKeys(settings.api_keys), limiter(settings.ingest_rate_limit), limiter(settings.query_rate_limit))
+
+
+def read_tls(settings: Settings) -> tuple[bytes, bytes] | None:
+    """(certificate chain PEM, private key PEM), checked to be a matching pair; None for plaintext."""
+    if not settings.tls_cert and not settings.tls_key:
+        return None
+    if not (settings.tls_cert and settings.tls_key):
+        raise StartupError("TLS needs both --tls-cert and --tls-key (AGENT_COLLECTOR_TLS_CERT / _TLS_KEY)")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(settings.tls_cert, settings.tls_key)
+        return Path(settings.tls_cert).read_bytes(), Path(settings.tls_key).read_bytes()
+    except (OSError, ssl.SSLError) as exc:
+        raise StartupError(f"cannot use TLS certificate {settings.tls_cert} with key {settings.tls_key}: {exc}") from None
+
+
 class _Server(uvicorn.Server):
     """A uvicorn server that leaves signal handling to `serve`, which owns the shutdown order."""
 
@@ -40,6 +78,11 @@ class _Server(uvicorn.Server):
 
 
 def open_store(settings: Settings) -> Store:
+    if settings.role == "api" and settings.store != "ducklake":
+        raise StartupError("--role api is a read-only replica of a lake: it needs --store ducklake "
+                           "(an embedded DuckDB file has exactly one process)")
+    if settings.store == "ducklake":
+        return _open_lake(settings)
     try:
         return Store(
             settings.db,
@@ -48,7 +91,7 @@ def open_store(settings: Settings) -> Store:
             checkpoint_threshold=settings.checkpoint_threshold,
         )
     except duckdb.IOException as exc:
-        if "lock" in str(exc).lower():
+        if "could not set lock" in str(exc).lower():  # not just "lock": a corrupt block's message says "block"
             raise StartupError(
                 f"database {settings.db} is locked by another process (is another collector running?): {exc}"
             ) from None
@@ -57,44 +100,101 @@ def open_store(settings: Settings) -> Store:
         raise StartupError(f"cannot open database {settings.db} (left untouched): {exc}") from None
 
 
+def _open_lake(settings: Settings) -> Store:
+    if not settings.catalog:
+        raise StartupError("--store ducklake needs --catalog (AGENT_COLLECTOR_CATALOG), "
+                           "e.g. 'postgres:dbname=agents host=127.0.0.1 user=collector'")
+    backend = LakeBackend(settings.catalog, settings.data_path, writable=settings.role == "all")
+    try:
+        return Store(backend=backend, max_queue_rows=settings.max_queue_spans,
+                     max_group_rows=settings.max_group_spans)
+    except (LakeError, duckdb.Error) as exc:
+        raise StartupError(str(exc)) from None
+
+
+def limit_memory(store: Store, limit: str) -> None:
+    try:
+        with store.cursor() as cursor:
+            cursor.execute("SET memory_limit = $1", [limit])
+    except duckdb.Error as exc:
+        store.close()
+        raise StartupError(f"AGENT_COLLECTOR_MEMORY_LIMIT={limit!r}: {exc}") from None
+
+
+def start_maintenance(settings: Settings, store: Store) -> Maintenance | None:
+    """Every writer replica of a lake takes part; the catalog's lock lets one run each cycle."""
+    if settings.store != "ducklake" or not store.writable or not settings.maintenance_interval:
+        return None
+    policy = MaintenancePolicy(settings.maintenance_interval, settings.retention_days, settings.snapshot_retention)
+    maintenance = Maintenance(store.cursor(), store.backend.locks, policy)
+    maintenance.start()
+    return maintenance
+
+
 def serve(settings: Settings) -> int:
     # Many gRPC threads map spans under the GIL; a short switch interval lets the writer thread,
     # which needs the GIL briefly between DuckDB calls, get it back without waiting 5 ms each time.
     sys.setswitchinterval(0.0005)
+    if settings.max_attribute_chars < 64:
+        raise StartupError("AGENT_COLLECTOR_MAX_ATTRIBUTE_CHARS must be at least 64: shorter cuts would cut "
+                           "the collector's own markers and field names")
+    tls = read_tls(settings)
+    access = Access.from_settings(settings)
     store = open_store(settings)
+    if settings.memory_limit:
+        limit_memory(store, settings.memory_limit)
     store.start()
-    ingestor = Ingestor(store)
+    ingestor = Ingestor(store, max_queue_bytes=settings.max_queue_bytes,
+                        limits=Limits(settings.max_attributes, settings.max_attribute_chars))
     ready = threading.Event()
+    grpc_server = None
+    if store.writable:
+        try:
+            grpc_server, grpc_port = build_server(
+                ingestor, settings.host, settings.grpc_port,
+                max_message_bytes=settings.max_request_bytes, workers=settings.grpc_workers,
+                extra_servicers=[add_events_service(ingestor)],
+                interceptors=[GrpcGuard(access.keys, access.ingest)], tls=tls,
+            )
+        except OSError as exc:
+            store.close()
+            raise StartupError(str(exc)) from None
+        grpc_server.start()
+        log.info("OTLP/gRPC listening on %s:%d", settings.host, grpc_port)
+    else:
+        log.info("read-only API replica of %s: no OTLP listeners", store.path)
+    maintenance = start_maintenance(settings, store)
     try:
-        grpc_server, grpc_port = build_server(
-            ingestor, settings.host, settings.grpc_port,
-            max_message_bytes=settings.max_request_bytes, workers=settings.grpc_workers,
-            extra_servicers=[add_events_service(ingestor)],
-        )
-    except OSError as exc:
-        store.close()
-        raise StartupError(str(exc)) from None
-    grpc_server.start()
-    log.info("OTLP/gRPC listening on %s:%d", settings.host, grpc_port)
-    try:
-        asyncio.run(_serve_http(settings, ingestor, store, ready, grpc_server))
+        asyncio.run(_serve_http(settings, ingestor, store, ready, grpc_server, access))
     finally:
-        grpc_server.stop(grace=30).wait()
+        if grpc_server is not None:
+            grpc_server.stop(grace=30).wait()
+        if maintenance is not None:
+            maintenance.stop()
         store.close()
-        log.info("drained and closed %s", settings.db)
+        log.info("drained and closed %s", store.path)
     return 0
 
 
 async def _serve_http(settings: Settings, ingestor: Ingestor, store: Store, ready: threading.Event,
-                      grpc_server) -> None:
-    common = dict(host=settings.host, log_config=None, log_level="warning", access_log=False, lifespan="off",
-                  timeout_graceful_shutdown=30)
-    otlp = _Server(uvicorn.Config(create_otlp_http_app(ingestor, settings.max_request_bytes),
-                                  port=settings.http_port, **common))
+                      grpc_server, access: Access) -> None:
+    common = {
+        "host": settings.host, "log_config": None, "log_level": "warning", "access_log": False, "lifespan": "off",
+        "timeout_graceful_shutdown": 30, "http": protocol_with_deadline(settings.request_timeout),
+        "h11_max_incomplete_event_size": settings.max_header_bytes,
+        "ssl_certfile": settings.tls_cert or None, "ssl_keyfile": settings.tls_key or None,
+    }
     api_app = create_app(store, ready.is_set, cors_origins=settings.cors_origins,
-                         max_request_bytes=settings.max_request_bytes)
+                         max_request_bytes=settings.max_request_bytes, max_header_bytes=settings.max_header_bytes,
+                         ingestor=ingestor, api_keys=access.keys,
+                         ingest_limiter=access.ingest, query_limiter=access.query)
     api = _Server(uvicorn.Config(api_app, port=settings.api_port, **common))
-    servers = (otlp, api)
+    servers: tuple[_Server, ...] = (api,)
+    if grpc_server is not None:
+        otlp_app = create_otlp_http_app(ingestor, settings.max_request_bytes, keys=access.keys, limiter=access.ingest,
+                                        max_header_bytes=settings.max_header_bytes)
+        otlp = _Server(uvicorn.Config(otlp_app, port=settings.http_port, **common))
+        servers = (otlp, api)
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -109,13 +209,16 @@ async def _serve_http(settings: Settings, ingestor: Ingestor, store: Store, read
             await asyncio.gather(*tasks, return_exceptions=True)
             raise StartupError("an HTTP listener failed to start (port in use?); see the log above")
         await asyncio.sleep(0.02)
-    log.info("OTLP/HTTP listening on http://%s:%d/v1/traces", settings.host, settings.http_port)
-    log.info("read API listening on http://%s:%d (docs at /docs)", settings.host, settings.api_port)
+    scheme = "https" if settings.tls_cert else "http"
+    if grpc_server is not None:
+        log.info("OTLP/HTTP listening on %s://%s:%d/v1/traces", scheme, settings.host, settings.http_port)
+    log.info("read API listening on %s://%s:%d (docs at /docs)", scheme, settings.host, settings.api_port)
     ready.set()
     await stop.wait()
     log.info("shutting down: draining queued spans")
     ready.clear()
-    grpc_server.stop(grace=30)
+    if grpc_server is not None:
+        grpc_server.stop(grace=30)
     for server in servers:
         server.should_exit = True
     await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,4 +1,5 @@
-"""The one owner of the DuckDB database and its write path.
+"""The one owner of the database and its write path, over either backend: the embedded DuckDB file
+(`EmbeddedBackend`, the default) or a DuckLake shared by several replicas (`collector.lake`).
 
 Contract:
 - `submit(rows)` may be called from any thread. It converts the rows to Arrow in the calling
@@ -10,11 +11,17 @@ Contract:
 - Writes are idempotent: an event whose (run_id, event_id) is already stored, or appears twice in
   a group, is stored once and counted once in its run. This does not rely on keys or indexes.
 - `cursor()` gives a read connection for the calling thread; readers never block the writer.
+  `sql_cursor()` gives one for analysts' SQL, which cannot reach files or change settings.
+- A store on a read-only backend (an API replica of a lake) has no writer: `submit` raises
+  `StoreClosed`.
+- A commit that loses to a concurrent replica's (DuckLake) is retried as a whole, dedupe included.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
 import threading
 import time
 from collections import deque
@@ -22,6 +29,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Protocol
 
 import duckdb
 import pyarrow as pa
@@ -64,32 +72,113 @@ class _Pending:
     future: Future
 
 
-def schema_sql() -> str:
-    return resources.files("collector").joinpath("schema.sql").read_text()
+def schema_sql(backend: str = "duckdb") -> str:
+    """schema.sql's parts for `backend` (duckdb | ducklake): those marked `-- [both]` and its own."""
+    text = resources.files("collector").joinpath("schema.sql").read_text()
+    parts = re.split(r"^-- \[(both|duckdb|ducklake)\]\n", text, flags=re.MULTILINE)
+    return "".join(body for tag, body in zip(parts[1::2], parts[2::2]) if tag in ("both", backend))
+
+
+class Backend(Protocol):
+    """Where the store's rows go. `connect` is called once; the writer thread calls `write_gate`,
+    `record_runs` and `is_conflict`; any thread calls `cursor` and `sql_connection`."""
+
+    kind: str
+    name: str
+    writable: bool
+
+    def connect(self) -> duckdb.DuckDBPyConnection: ...
+    def cursor(self, con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection: ...
+    def write_gate(self) -> contextlib.AbstractContextManager[None]: ...
+    def is_conflict(self, exc: BaseException) -> bool: ...
+    def record_runs(self, con: duckdb.DuckDBPyConnection, delta_select: str, now: int) -> None: ...
+    def sql_connection(self, con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection: ...
+    def close(self, con: duckdb.DuckDBPyConnection) -> None: ...
+
+
+class EmbeddedBackend:
+    """One DuckDB file, written by this process only; `runs` is a table updated in place."""
+
+    kind = "duckdb"
+    writable = True
+
+    def __init__(self, path: str | Path, checkpoint_threshold: str = "256MB") -> None:
+        self.path = str(path)
+        self.name = self.path
+        self.checkpoint_threshold = checkpoint_threshold
+        self._sql_lock = threading.Lock()
+        self._locked_down = False
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect(self.path, config={"checkpoint_threshold": self.checkpoint_threshold})
+        con.execute(schema_sql("duckdb"))
+        return con
+
+    def cursor(self, con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+        return con.cursor()
+
+    def write_gate(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+    @staticmethod
+    def is_conflict(exc: BaseException) -> bool:
+        return False
+
+    def record_runs(self, con: duckdb.DuckDBPyConnection, delta_select: str, now: int) -> None:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE delta AS {delta_select}")
+        con.execute(_RUNS_UPDATE_SQL, [now])
+        con.execute(_RUNS_INSERT_SQL, [now])
+
+    def sql_connection(self, con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+        """In DuckDB 1.5 `enable_external_access` can be turned off but never back on while the
+        database is open, and only database-wide; the collector needs no external access (the
+        writer scans registered Arrow tables), so it is turned off for the whole database."""
+        with self._sql_lock:
+            if not self._locked_down:
+                con.execute("SET enable_external_access = false")
+                self._locked_down = True
+        return con.cursor()
+
+    def close(self, con: duckdb.DuckDBPyConnection) -> None:
+        try:
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
 
 
 class Store:
     def __init__(
         self,
-        path: str | Path,
+        path: str | Path | None = None,
         *,
+        backend: Backend | None = None,
         max_queue_rows: int = 200_000,
         max_group_rows: int = 50_000,
         checkpoint_threshold: str = "256MB",
+        max_conflict_retries: int = 20,
     ) -> None:
-        self.path = str(path)
+        if backend is None:
+            if path is None:
+                raise ValueError("Store needs a path or a backend")
+            backend = EmbeddedBackend(path, checkpoint_threshold)
+        self.backend = backend
+        self.path = backend.name
+        self.writable = backend.writable
         self.max_queue_rows = max_queue_rows
         self.max_group_rows = max_group_rows
-        self._con = duckdb.connect(self.path, config={"checkpoint_threshold": checkpoint_threshold})
-        self._con.execute(schema_sql())
+        self.max_conflict_retries = max_conflict_retries
+        self._con = backend.connect()
         self._queue: deque[_Pending] = deque()
         self._queued_rows = 0
         self._cond = threading.Condition()
         self._closing = False
         self._thread: threading.Thread | None = None
-        self.stats = {"commits": 0, "stored": 0, "duplicates": 0, "failed_groups": 0, "writer_busy_s": 0.0}
+        self.stats = {"commits": 0, "stored": 0, "duplicates": 0, "failed_groups": 0, "conflicts": 0,
+                      "writer_busy_s": 0.0}
 
     def start(self) -> None:
+        if not self.writable:
+            return
         self._thread = threading.Thread(target=self._run, name="duckdb-writer", daemon=True)
         self._thread.start()
 
@@ -102,6 +191,8 @@ class Store:
         with self._cond:
             if self._closing:
                 raise StoreClosed("the collector is shutting down")
+            if not self.writable:
+                raise StoreClosed("this replica serves the read API only (role api); send data to a collector")
             if self._queued_rows and self._queued_rows + len(rows) > self.max_queue_rows:
                 raise Overloaded(f"ingest queue full ({self._queued_rows} rows waiting)")
             self._queue.append(_Pending(table, future))
@@ -114,7 +205,10 @@ class Store:
         return self._queued_rows
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
-        return self._con.cursor()
+        return self.backend.cursor(self._con)
+
+    def sql_cursor(self) -> duckdb.DuckDBPyConnection:
+        return self.backend.sql_connection(self._con)
 
     def close(self) -> None:
         """Commit everything queued, resolve its futures, checkpoint and close."""
@@ -123,12 +217,11 @@ class Store:
             self._cond.notify()
         if self._thread is not None:
             self._thread.join()
-        log.info("writer: %(stored)d events stored, %(duplicates)d duplicates, %(commits)d commits, "
-                 "%(failed_groups)d failed, busy %(writer_busy_s).1fs", self.stats)
-        try:
-            self._con.execute("CHECKPOINT")
-        finally:
-            self._con.close()
+        if self.writable:
+            log.info("writer: %(stored)d events stored, %(duplicates)d duplicates, %(commits)d commits, "
+                     "%(conflicts)d retried after a conflict, %(failed_groups)d failed, busy %(writer_busy_s).1fs",
+                     self.stats)
+        self.backend.close(self._con)
 
     def _run(self) -> None:
         while True:
@@ -149,8 +242,8 @@ class Store:
     def _commit_group(self, group: list[_Pending]) -> None:
         started = time.perf_counter()
         try:
-            stored = self._write(group)
-        except Exception as exc:  # noqa: BLE001 - every waiting client must get the failure
+            stored = self._write_retrying(group)
+        except Exception as exc:
             log.exception("commit of %d requests failed", len(group))
             self.stats["failed_groups"] += 1
             for pending in group:
@@ -163,6 +256,19 @@ class Store:
             self.stats["stored"] += count
             self.stats["duplicates"] += sent - count
             pending.future.set_result(WriteResult(count, sent - count))
+
+    def _write_retrying(self, group: list[_Pending]) -> list[int]:
+        for attempt in range(self.max_conflict_retries + 1):
+            try:
+                with self.backend.write_gate():
+                    return self._write(group)
+            except duckdb.Error as exc:
+                if not self.backend.is_conflict(exc) or attempt == self.max_conflict_retries:
+                    raise
+                self.stats["conflicts"] += 1
+                log.info("commit lost to a concurrent one, retrying (%d): %s", attempt + 1, exc)
+                time.sleep(min(0.01 * 2**attempt, 1.0))
+        raise AssertionError("unreachable")
 
     def _write(self, group: list[_Pending]) -> list[int]:
         """Store the group's new events in one transaction; returns how many each request added."""
@@ -181,17 +287,22 @@ class Store:
                 con.register("incoming", incoming)
             if incoming.num_rows:
                 con.execute("INSERT INTO events BY NAME SELECT * FROM incoming")
-                con.execute(_DELTA_SQL)
-                now = time.time_ns()
-                con.execute(_RUNS_UPDATE_SQL, [now])
-                con.execute(_RUNS_INSERT_SQL, [now])
+                self.backend.record_runs(con, DELTA_SELECT, time.time_ns())
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            _rollback(con)
             raise
         finally:
             con.unregister("incoming")
         return stored
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """A COMMIT that failed (a DuckLake conflict) has already ended the transaction."""
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.TransactionException:
+        pass
 
 
 def to_arrow(rows: list[EventRow]) -> pa.Table:
@@ -230,8 +341,9 @@ WHERE EXISTS (
 """
 
 
-_DELTA_SQL = """
-CREATE OR REPLACE TEMP TABLE delta AS
+# One row per run of the group: what its new events add. The embedded backend applies it to `runs`
+# in place; the lake backend appends it to `run_deltas`.
+DELTA_SELECT = """
 SELECT run_id,
        any_value(agent_name) FILTER (WHERE parent_event_id IS NULL AND agent_name IS NOT NULL) AS root_agent,
        arg_min(agent_name, start_ns) FILTER (WHERE agent_name IS NOT NULL) AS any_agent,

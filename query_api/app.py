@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from starlette.types import Scope
 
 from collector import __version__, receive_gati
+from collector.auth import NO_KEYS, ApiKeys
+from collector.http_guard import HttpGuard
 from collector.ingest import Ingestor
+from collector.rate_limit import RateLimiter
+from collector.request_id import RequestIdMiddleware
 from collector.settings import Settings
 from collector.store import Store
 from query_api import agents, events, metrics, runs, sessions, sql_endpoint
+from query_api.middleware import InternalErrors, SecurityHeaders
 from query_api.models import Health, Root
 from query_api.sql_endpoint import SqlLimits
 
-log = logging.getLogger("agent_collector.api")
+OPEN_PATHS = ("/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
 
 
 def create_app(
@@ -26,10 +31,16 @@ def create_app(
     *,
     cors_origins: Sequence[str] = (),
     max_request_bytes: int = Settings.max_request_bytes,
+    max_header_bytes: int = Settings.max_header_bytes,
     sql_limits: SqlLimits | None = None,
+    ingestor: Ingestor | None = None,
+    api_keys: ApiKeys = NO_KEYS,
+    ingest_limiter: RateLimiter | None = None,
+    query_limiter: RateLimiter | None = None,
 ) -> FastAPI:
-    """The read API and the GATI shim over `store`. Turns off DuckDB's external access for the
-    store's database (see `query_api.sql_endpoint`)."""
+    """The read API and the GATI shim over `store`. Turns off file access for analysts' SQL at once
+    (database-wide on the embedded file; see `query_api.sql_endpoint`). Pass the receivers' `ingestor` so the shim
+    shares their backpressure bound."""
     app = FastAPI(
         title="agent-collector",
         version=__version__,
@@ -38,11 +49,18 @@ def create_app(
     )
     app.state.store = store
     app.state.ready = ready
-    app.state.ingestor = Ingestor(store)
+    app.state.ingestor = ingestor or Ingestor(store)
     app.state.max_request_bytes = max_request_bytes
     app.state.sql_limits = sql_limits or SqlLimits()
     sql_endpoint.disable_external_access(store)
 
+    # The last middleware added runs first: request id, security headers, the catch-all for errors,
+    # CORS (so a browser's preflight needs no key), then key and rate limit, then the routes.
+    def limiter_for(scope: Scope) -> RateLimiter | None:
+        return ingest_limiter if scope["method"] == "POST" and scope["path"] == "/api/events" else query_limiter
+
+    app.add_middleware(HttpGuard, keys=api_keys, limiter_for=limiter_for, reject=_json_error, open_paths=OPEN_PATHS,
+                       max_head_bytes=max_header_bytes)
     if cors_origins:
         wildcard = "*" in cors_origins
         app.add_middleware(
@@ -53,10 +71,9 @@ def create_app(
             allow_headers=["*"],
         )
 
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("%s %s failed", request.method, request.url.path)
-        return JSONResponse({"detail": f"internal error: {type(exc).__name__}"}, 500)
+    app.add_middleware(InternalErrors)
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestIdMiddleware)
 
     @app.get("/", response_model=Root, tags=["health"])
     def root():
@@ -71,3 +88,7 @@ def create_app(
     for module in (receive_gati, agents, runs, events, sessions, metrics, sql_endpoint):
         app.include_router(module.router)
     return app
+
+
+def _json_error(request: Request, status: int, message: str, headers: dict[str, str]) -> JSONResponse:
+    return JSONResponse({"detail": message}, status, headers=headers)

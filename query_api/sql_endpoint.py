@@ -4,16 +4,22 @@ The guards, and why each is needed:
 - DuckDB parses the text first: exactly one statement, of type SELECT, so SET, ATTACH, COPY,
   PRAGMA, INSTALL and friends never run.
 - The SELECT runs on its own cursor inside `BEGIN TRANSACTION READ ONLY`: writing fails.
-- File access is off for the whole database (`disable_external_access`, called by `create_app`):
-  in DuckDB 1.5 `enable_external_access` is a global setting that can be turned off but never back
-  on while the database is open, so it cannot be scoped to one cursor. The collector needs no
-  external access: the writer scans registered Arrow tables, and DuckDB still reaches its own
-  database, WAL and temp files. So read_csv('/etc/passwd'), glob() and read_text() fail.
+- The SELECT runs on the store's `sql_cursor()`, where file access is off
+  (`enable_external_access = false`), so read_csv('/etc/passwd'), glob() and read_text() fail.
+  On the embedded file that setting is database-wide (DuckDB 1.5 cannot scope it to a cursor, nor
+  turn it back on); the collector needs no external access, so `create_app` turns it off at once.
+  On a lake, DuckLake reads Parquet files, so analysts get a second DuckDB instance that attaches
+  the lake read-only and may read only the lake's data directory (`collector.lake`).
+- Table functions with side effects are refused by name, found in DuckDB's own parse tree
+  (`json_serialize_sql`): a SELECT can call them. `postgres_execute` / `postgres_query` run any
+  SQL on a catalog's PostgreSQL server, ducklake_* maintenance functions rewrite or delete files,
+  and `query` / `query_table` would hide such a call inside a string.
 - A timer thread interrupts the cursor at the time limit; rows past the cap are never fetched.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -39,9 +45,17 @@ class SqlLimits:
     timeout_s: float = 10.0
 
 
+_SIDE_EFFECTS = re.compile(r"postgres_.*|ducklake_.*|query|query_table")
+_READ_ONLY_LAKE_FUNCTIONS = frozenset({
+    "ducklake_snapshots", "ducklake_table_info", "ducklake_list_files", "ducklake_table_changes",
+    "ducklake_table_insertions", "ducklake_table_deletions", "ducklake_current_snapshot",
+    "ducklake_last_committed_snapshot", "ducklake_settings", "ducklake_options",
+})
+
+
 def disable_external_access(store: Store) -> None:
-    with store.cursor() as cursor:
-        cursor.execute("SET enable_external_access = false")
+    """Prepare the analysts' connection now, so that file access is off before any request."""
+    store.sql_cursor().close()
 
 
 @router.post(
@@ -55,7 +69,8 @@ def run_sql(query: SqlQuery, request: Request) -> Response:
     text = _single_select(query.sql)
     cap = min(query.max_rows or limits.max_rows, limits.max_rows)
     started = time.perf_counter()
-    with request.app.state.store.cursor() as cursor:
+    with request.app.state.store.sql_cursor() as cursor:
+        _refuse_side_effects(cursor, text)
         cursor.execute("BEGIN TRANSACTION READ ONLY")
         timer = threading.Timer(limits.timeout_s, _interrupt, (cursor,))
         timer.start()
@@ -92,6 +107,33 @@ def _single_select(text: str) -> str:
     if kind != duckdb.StatementType.SELECT:
         raise HTTPException(400, f"only SELECT is allowed (got {kind.name})")
     return statements[0].query
+
+
+def _refuse_side_effects(cursor: duckdb.DuckDBPyConnection, text: str) -> None:
+    tree = orjson.loads(cursor.execute("SELECT json_serialize_sql($1)", [text]).fetchone()[0])
+    if tree.get("error"):
+        raise HTTPException(400, f"cannot check the query: {tree.get('error_message', 'unsupported')}")
+    refused = sorted(
+        name for name in _function_names(tree)
+        if _SIDE_EFFECTS.fullmatch(name) and name not in _READ_ONLY_LAKE_FUNCTIONS
+    )
+    if refused:
+        raise HTTPException(400, f"only SELECT without side effects is allowed (refused: {', '.join(refused)})")
+
+
+def _function_names(node: Any) -> set[str]:
+    names: set[str] = set()
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            name = item.get("function_name")
+            if isinstance(name, str):
+                names.add(name.lower())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return names
 
 
 def _interrupt(cursor: duckdb.DuckDBPyConnection) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -79,6 +80,26 @@ class CollectorProcess:
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def running(proc: CollectorProcess, timeout: float = 30.0):
+    """Start `proc`, and make sure no collector outlives the test, even when starting it or the
+    test fails (a test that stops it itself is left alone)."""
+    try:
+        yield proc.start(timeout)
+    finally:
+        if proc.proc is not None and proc.proc.poll() is None:
+            proc.proc.kill()
+            proc.proc.wait()
+            proc.log.close()
+
+
+@pytest.fixture
+def spawn():
+    """`spawn(CollectorProcess(...))` starts it; whatever is still running at teardown is killed."""
+    with contextlib.ExitStack() as stack:
+        yield lambda proc: stack.enter_context(running(proc))
 
 
 @pytest.fixture
