@@ -264,7 +264,7 @@ def to_int(value: Any) -> int | None:
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value
+        return value if -(2**63) <= value < 2**63 else None
     try:
         number = float(value)
     except (TypeError, ValueError):

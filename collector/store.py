@@ -132,10 +132,12 @@ class EmbeddedBackend:
     def sql_connection(self, con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
         """In DuckDB 1.5 `enable_external_access` can be turned off but never back on while the
         database is open, and only database-wide; the collector needs no external access (the
-        writer scans registered Arrow tables), so it is turned off for the whole database."""
+        writer scans registered Arrow tables), so it is turned off for the whole database, and
+        the configuration is then locked so no statement can change a setting."""
         with self._sql_lock:
             if not self._locked_down:
                 con.execute("SET enable_external_access = false")
+                con.execute("SET lock_configuration = true")
                 self._locked_down = True
         return con.cursor()
 

@@ -68,6 +68,8 @@ class CollectorProcess:
             except httpx.HTTPError:
                 pass
             time.sleep(0.05)
+        self.proc.kill()
+        self.proc.wait()
         raise RuntimeError(f"collector not healthy after {timeout}s: {self.log_text()}")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
