@@ -31,9 +31,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.workload import make_request  # noqa: E402
-from collector.map_otlp import map_request  # noqa: E402
-from tests.conftest import CollectorProcess  # noqa: E402
+from bench.workload import make_request
+from collector.map_otlp import map_request
+from tests.conftest import CollectorProcess
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 

@@ -23,10 +23,10 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.workload import make_request  # noqa: E402
-from collector.map_otlp import map_request  # noqa: E402
-from collector.store import Store  # noqa: E402
-from tests.conftest import CollectorProcess  # noqa: E402
+from bench.workload import make_request
+from collector.map_otlp import map_request
+from collector.store import Store
+from tests.conftest import CollectorProcess
 
 DAY_NS = 86_400 * 10**9
 
@@ -99,7 +99,7 @@ def main() -> None:
             ]
             for label, url, target in targets:
                 value = median_ms(client, url, args.requests)
-                verdict = "" if target is None else (" (target < %d ms: %s)" % (target, "met" if value < target else "MISSED"))
+                verdict = "" if target is None else f" (target < {target} ms: {'met' if value < target else 'MISSED'})"
                 print(f"{label:34s} {value:8.1f} ms{verdict}")
         collector.stop()
 

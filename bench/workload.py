@@ -75,7 +75,7 @@ def make_request(n_spans: int, rng: random.Random, start_ns: int = 1_763_000_000
                     _kv("gen_ai.response.id", f"chatcmpl-{rng.randrange(10**12)}"),
                     _kv("gen_ai.response.finish_reasons", "stop"),
                     _kv("gen_ai.input.messages", '[{"role":"user","parts":[{"type":"text","content":"'
-                        + "What is the status of order %d? " % rng.randrange(10**6) * 4 + '"}]}]'),
+                        + f"What is the status of order {rng.randrange(10**6)}? " * 4 + '"}]}]'),
                     _kv("gen_ai.output.messages", '[{"role":"assistant","parts":[{"type":"text","content":"'
                         + "The order has shipped and will arrive soon. " * 3 + '"}]}]'),
                 ])
@@ -85,7 +85,7 @@ def make_request(n_spans: int, rng: random.Random, start_ns: int = 1_763_000_000
                 span.attributes.extend([
                     _kv("gen_ai.operation.name", "execute_tool"), _kv("gen_ai.tool.name", tool),
                     _kv("gen_ai.tool.call.id", f"call_{rng.randrange(10**9)}"),
-                    _kv("gen_ai.tool.call.arguments", '{"query": "order status %d"}' % rng.randrange(10**6)),
+                    _kv("gen_ai.tool.call.arguments", f'{{"query": "order status {rng.randrange(10**6)}"}}'),
                     _kv("gen_ai.tool.call.result", '{"status": "shipped", "eta_days": 2}'),
                 ])
             else:

@@ -8,6 +8,7 @@ Earlier keys win.
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import orjson
@@ -269,7 +270,7 @@ def to_int(value: Any) -> int | None:
         number = float(value)
     except (TypeError, ValueError):
         return None
-    return int(number) if number == number and abs(number) < 2**63 else None
+    return int(number) if math.isfinite(number) and abs(number) < 2**63 else None
 
 
 def to_float(value: Any) -> float | None:
@@ -279,7 +280,7 @@ def to_float(value: Any) -> float | None:
         number = float(value)
     except (TypeError, ValueError):
         return None
-    return number if number == number and abs(number) != float("inf") else None
+    return number if math.isfinite(number) else None
 
 
 def _cost_parts(attrs: dict[str, Any]) -> float | None:

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-from concurrent import futures
-
 import grpc
 from google.protobuf import json_format
 
 from agentcollector.v1 import events_pb2, events_pb2_grpc
-from collector.ingest import Ingestor, Unstorable
-from collector.map_gati import InvalidBatch, map_events
-from collector.receive_grpc import abort_retryable
-from collector.store import Overloaded, StoreClosed
-
-log = logging.getLogger("agent_collector.grpc")
+from collector.ingest import Ingestor
+from collector.map_gati import map_events
+from collector.receive_grpc import ingest_status
 
 
 class EventReceiver(events_pb2_grpc.EventServiceServicer):
@@ -23,18 +17,9 @@ class EventReceiver(events_pb2_grpc.EventServiceServicer):
 
     def Ingest(self, request, context):  # name fixed by the proto
         payload = {"events": [_event_dict(event) for event in request.events]}
-        try:
+        with ingest_status(context, "events"):
             batch, future = self._ingestor.begin(map_events, payload)
             accepted = Ingestor.outcome(batch, future, timeout=context.time_remaining())
-        except (InvalidBatch, Unstorable) as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        except (Overloaded, StoreClosed) as exc:
-            abort_retryable(context, str(exc))
-        except futures.TimeoutError:
-            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed before the events were committed")
-        except Exception:  # a storage failure must reach the client as retryable
-            log.exception("event ingest failed")
-            abort_retryable(context, "storage error; retry later")
         stored = accepted.stored + accepted.duplicates
         return events_pb2.IngestResponse(
             status="success",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from concurrent import futures
+from contextlib import contextmanager
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
@@ -17,6 +18,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from collector.decode import DecodeError, decode_protobuf
 from collector.ingest import Ingestor, Unstorable, retry_delay
+from collector.map_gati import InvalidBatch
 from collector.store import Overloaded, StoreClosed
 
 log = logging.getLogger("agent_collector.grpc")
@@ -30,24 +32,31 @@ class TraceReceiver:
         self._ingestor = ingestor
 
     def Export(self, raw: bytes, context):  # name fixed by the proto
-        try:
+        with ingest_status(context, "spans"):
             self._ingestor.check_room()
             request = decode_protobuf(raw)
             accepted = self._ingestor.export_otlp(request, timeout=context.time_remaining())
-        except (DecodeError, Unstorable) as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        except (Overloaded, StoreClosed) as exc:
-            abort_retryable(context, str(exc))
-        except futures.TimeoutError:
-            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed before the spans were committed")
-        except Exception:  # a storage failure must reach the client as retryable
-            log.exception("export failed")
-            abort_retryable(context, "storage error; retry later")
         response = trace_service_pb2.ExportTraceServiceResponse()
         if accepted.rejected:
             response.partial_success.rejected_spans = accepted.rejected
             response.partial_success.error_message = accepted.error_message
         return response
+
+
+@contextmanager
+def ingest_status(context: grpc.ServicerContext, what: str):
+    """The one translation of ingest outcomes to gRPC status codes, shared by every gRPC service."""
+    try:
+        yield
+    except (DecodeError, InvalidBatch, Unstorable) as exc:
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+    except (Overloaded, StoreClosed) as exc:
+        abort_retryable(context, str(exc))
+    except futures.TimeoutError:
+        context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"deadline passed before the {what} were committed")
+    except Exception:  # a storage failure must reach the client as retryable
+        log.exception("ingest of %s failed", what)
+        abort_retryable(context, "storage error; retry later")
 
 
 class _Status(grpc.Status):
