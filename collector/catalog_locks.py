@@ -54,7 +54,10 @@ class PostgresLocks(CatalogLocks):
         try:
             cursor.execute("BEGIN TRANSACTION")
             sql = f"SELECT {function}({_CLASS}, {key})::TEXT"
-            got = cursor.execute("SELECT * FROM postgres_query('pg', $1)", [sql]).fetchone()[0]
+            row = cursor.execute("SELECT * FROM postgres_query('pg', $1)", [sql]).fetchone()
+            if row is None:
+                raise RuntimeError(f"{function} returned no row")
+            got = row[0]
             try:
                 yield got != "false"
             finally:

@@ -58,8 +58,10 @@ def is_conflict(exc: BaseException) -> bool:
 
 def open_duckdb() -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB instance with the postgres and ducklake extensions loaded, offline."""
-    config = {"autoinstall_known_extensions": False, "autoload_known_extensions": False,
-              "extension_directory": _installed_extensions()}
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "autoinstall_known_extensions": False, "autoload_known_extensions": False,
+        "extension_directory": _installed_extensions(),
+    }
     con = duckdb.connect(config=config)
     for _, _, name in _EXTENSIONS:
         con.execute(f"LOAD {name}")
@@ -162,7 +164,10 @@ class LakeBackend:
                 raise LakeError(f"the lake has no {', '.join(sorted(missing))}: run `agent-collector init-store` first")
             for name, value in _RETRY_SETTINGS.items():
                 con.execute(f"SET {name} = {value}")
-            self.data_path = con.execute("SELECT data_path FROM ducklake_settings($1)", [LAKE]).fetchone()[0]
+            row = con.execute("SELECT data_path FROM ducklake_settings($1)", [LAKE]).fetchone()
+            if row is None:
+                raise LakeError(f"the lake at {self.catalog} reports no data path")
+            self.data_path = row[0]
         except BaseException:
             con.close()
             raise

@@ -22,6 +22,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import duckdb
 
@@ -95,7 +96,7 @@ class Maintenance:
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute(_DUPLICATES_SQL, [self._duplicates_since_ns])
-            count = con.execute("SELECT count(*) FROM dup_rows").fetchone()[0]
+            count = _one(con.execute("SELECT count(*) FROM dup_rows"))[0]
         finally:
             con.execute("COMMIT")
         if count:
@@ -111,7 +112,7 @@ class Maintenance:
         try:
             con.execute(_FOLD_ROWS_SQL)
             con.execute(_FOLDED_SQL)
-            rows, runs = con.execute("SELECT count(*), count(DISTINCT run_id) FROM fold_rows").fetchone()
+            rows, runs = _one(con.execute("SELECT count(*), count(DISTINCT run_id) FROM fold_rows"))
         finally:
             con.execute("COMMIT")
         if rows:
@@ -127,7 +128,7 @@ class Maintenance:
         cutoff = now_ns - self.policy.retention_days * NS_PER_DAY
         con = self._con
         con.execute("CREATE OR REPLACE TEMP TABLE expired_runs AS SELECT run_id FROM runs WHERE end_ns < $1", [cutoff])
-        runs = con.execute("SELECT count(*) FROM expired_runs").fetchone()[0]
+        runs = _one(con.execute("SELECT count(*) FROM expired_runs"))[0]
         events = 0
         if runs:
             events = self._gated(
@@ -171,7 +172,7 @@ class Maintenance:
             with self.locks.exclusive_gate():
                 con.execute("BEGIN TRANSACTION")
                 try:
-                    changed = con.execute(statements[0], params or []).fetchone()[0]
+                    changed = _one(con.execute(statements[0], params or []))[0]
                     for statement in statements[1:]:
                         con.execute(statement, params if "$1" in statement else [])
                     con.execute("COMMIT")
@@ -231,3 +232,11 @@ _FOLDED_SQL = """
 CREATE OR REPLACE TEMP TABLE folded AS
 SELECT * FROM run_totals WHERE run_id IN (SELECT run_id FROM fold_rows)
 """
+
+
+def _one(result: duckdb.DuckDBPyConnection) -> tuple[Any, ...]:
+    """The row of a statement that always returns exactly one (an aggregate, a DELETE's count)."""
+    row = result.fetchone()
+    if row is None:
+        raise RuntimeError("a maintenance statement returned no row")
+    return row

@@ -32,7 +32,7 @@ ENVELOPE_KEYS = frozenset(
     ("event_id", "run_id", "parent_event_id", "event_type", "agent_name", "timestamp", "data")
 )
 
-_BLANK = EventRow(*([None] * len(EventRow._fields)))._replace(source="gati", convention="gati")
+_BLANK = EventRow._make([None] * len(EventRow._fields))._replace(source="gati", convention="gati")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 

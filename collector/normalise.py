@@ -198,6 +198,7 @@ def _pick(attrs: dict[str, Any]) -> list[Any]:
     """One pass over the span's attributes; for each field the highest-ranked key with a usable value wins."""
     values: list[Any] = [None] * len(_PICKED)
     ranks = [99] * len(_PICKED)
+    converted: str | int | float | None
     for key, value in attrs.items():
         slots = _KEY_SLOTS.get(key)
         if slots is None or value is None or value == "":

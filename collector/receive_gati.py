@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import Future
+from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
@@ -64,7 +65,7 @@ _OPENAPI = {
         },
     }
 }
-_RESPONSES = {
+_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "Committed",
         "content": {

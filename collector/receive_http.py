@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 
 from google.protobuf import json_format
 from google.rpc import status_pb2
@@ -63,11 +64,12 @@ def create_otlp_http_app(ingestor: Ingestor, max_request_bytes: int, *, keys: Ap
             Middleware(HttpGuard, keys=keys, limiter_for=lambda scope: limiter, reject=status_response,
                        max_head_bytes=max_header_bytes),
         ],
-        exception_handlers={HTTPException: _http_exception},
+        # Starlette types every handler as taking `Exception`; this one is registered for HTTPException only.
+        exception_handlers={HTTPException: _http_exception},  # type: ignore[dict-item]
     )
 
 
-def status_response(request: Request, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+def status_response(request: Request, status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
     """A `google.rpc.Status` in the request's content type (JSON when it is neither OTLP type)."""
     content_type = _media_type(request)
     status_message = status_pb2.Status(code=_grpc_code(status), message=message)
@@ -157,7 +159,7 @@ def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-def _encode(message, content_type: str, status: int, headers: dict[str, str] | None = None) -> Response:
+def _encode(message, content_type: str, status: int, headers: Mapping[str, str] | None = None) -> Response:
     if content_type == PROTOBUF:
         body = message.SerializeToString()
     else:

@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 import duckdb
 import uvicorn
+from starlette.applications import Starlette
 
 from collector.auth import ApiKeys
 from collector.grpc_guard import GrpcGuard
@@ -126,7 +127,10 @@ def start_maintenance(settings: Settings, store: Store) -> Maintenance | None:
     if settings.store != "ducklake" or not store.writable or not settings.maintenance_interval:
         return None
     policy = MaintenancePolicy(settings.maintenance_interval, settings.retention_days, settings.snapshot_retention)
-    maintenance = Maintenance(store.cursor(), store.backend.locks, policy)
+    locks = store.backend.locks
+    if locks is None:
+        raise StartupError(f"{store.path}: the lake's catalog locks are not open, so maintenance cannot run")
+    maintenance = Maintenance(store.cursor(), locks, policy)
     maintenance.start()
     return maintenance
 
@@ -178,22 +182,26 @@ def serve(settings: Settings) -> int:
 
 async def _serve_http(settings: Settings, ingestor: Ingestor, store: Store, ready: threading.Event,
                       grpc_server, access: Access) -> None:
-    common = {
-        "host": settings.host, "log_config": None, "log_level": "warning", "access_log": False, "lifespan": "off",
-        "timeout_graceful_shutdown": 30, "http": protocol_with_deadline(settings.request_timeout),
-        "h11_max_incomplete_event_size": settings.max_header_bytes,
-        "ssl_certfile": settings.tls_cert or None, "ssl_keyfile": settings.tls_key or None,
-    }
+    http = protocol_with_deadline(settings.request_timeout)
+
+    def config(app: Starlette, port: int) -> uvicorn.Config:
+        return uvicorn.Config(
+            app, port=port, host=settings.host, log_config=None, log_level="warning", access_log=False,
+            lifespan="off", timeout_graceful_shutdown=30, http=http,
+            h11_max_incomplete_event_size=settings.max_header_bytes,
+            ssl_certfile=settings.tls_cert or None, ssl_keyfile=settings.tls_key or None,
+        )
+
     api_app = create_app(store, ready.is_set, cors_origins=settings.cors_origins,
                          max_request_bytes=settings.max_request_bytes, max_header_bytes=settings.max_header_bytes,
                          ingestor=ingestor, api_keys=access.keys,
                          ingest_limiter=access.ingest, query_limiter=access.query)
-    api = _Server(uvicorn.Config(api_app, port=settings.api_port, **common))
+    api = _Server(config(api_app, settings.api_port))
     servers: tuple[_Server, ...] = (api,)
     if grpc_server is not None:
         otlp_app = create_otlp_http_app(ingestor, settings.max_request_bytes, keys=access.keys, limiter=access.ingest,
                                         max_header_bytes=settings.max_header_bytes)
-        otlp = _Server(uvicorn.Config(otlp_app, port=settings.http_port, **common))
+        otlp = _Server(config(otlp_app, settings.http_port))
         servers = (otlp, api)
 
     loop = asyncio.get_running_loop()

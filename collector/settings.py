@@ -174,12 +174,12 @@ def _convert(setting: Setting, raw: Any, source: str) -> Any:
         if value < 0 or (setting.name.endswith("_port") and value > 65535):
             raise SettingsError(f"{source}={raw!r}: out of range")
         return value
-    value = str(raw)
-    if not value:
+    text = str(raw)
+    if not text:
         raise SettingsError(f"{source} must not be empty")
-    if setting.name in CHOICES and value not in CHOICES[setting.name]:
+    if setting.name in CHOICES and text not in CHOICES[setting.name]:
         raise SettingsError(f"{source}={raw!r}: expected one of {', '.join(CHOICES[setting.name])}")
-    return value
+    return text
 
 
 def _origins(raw: str, source: str) -> tuple[str, ...]:

@@ -29,13 +29,16 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from collector.rows import EventRow
+
+if TYPE_CHECKING:
+    from collector.catalog_locks import CatalogLocks
 
 log = logging.getLogger("agent_collector.store")
 
@@ -86,6 +89,7 @@ class Backend(Protocol):
     kind: str
     name: str
     writable: bool
+    locks: CatalogLocks | None  # the lake's catalog locks once connected; None for a single-file store
 
     def connect(self) -> duckdb.DuckDBPyConnection: ...
     def cursor(self, con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection: ...
@@ -101,6 +105,7 @@ class EmbeddedBackend:
 
     kind = "duckdb"
     writable = True
+    locks: CatalogLocks | None = None
 
     def __init__(self, path: str | Path, checkpoint_threshold: str = "256MB") -> None:
         self.path = str(path)

@@ -31,6 +31,8 @@ def summary(
 ):
     with request.app.state.store.cursor() as cursor:
         totals = fetch_one(cursor, "summary")
+        if totals is None:
+            raise RuntimeError("the summary query returned no row")
         agents = fetch_all(cursor, "agents")
     by_cost = sorted(agents, key=lambda a: (-a["total_cost"], a["agent_name"]))[:top]
     by_runs = sorted(agents, key=lambda a: (-a["total_runs"], a["agent_name"]))[:top]
@@ -66,6 +68,8 @@ def timeseries(
     window = {"since_ns": since_ns, "until_ns": until_ns}
     with request.app.state.store.cursor() as cursor:
         bounds = fetch_one(cursor, "run_bounds", window)
+        if bounds is None:
+            raise RuntimeError("the run_bounds query returned no row")
         if bounds["first_ns"] is not None:
             buckets = (bounds["last_ns"] - bounds["first_ns"]) // bucket_ns + 1
             if buckets > MAX_BUCKETS:

@@ -126,7 +126,7 @@ def event_json(row: dict[str, Any]) -> dict[str, Any]:
 def build_tree(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Parent/child forest in time order. A child whose parent never arrived is a root flagged
     `orphan`; events caught in a parent cycle are shown once, the cycle broken at its earliest event."""
-    nodes = {}
+    nodes: dict[Any, dict[str, Any]] = {}
     for row in rows:
         node = event_json(row)
         node.update(orphan=False, cycle=False, children=[])

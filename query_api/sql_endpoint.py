@@ -110,7 +110,10 @@ def _single_select(text: str) -> str:
 
 
 def _refuse_side_effects(cursor: duckdb.DuckDBPyConnection, text: str) -> None:
-    tree = orjson.loads(cursor.execute("SELECT json_serialize_sql($1)", [text]).fetchone()[0])
+    row = cursor.execute("SELECT json_serialize_sql($1)", [text]).fetchone()
+    if row is None:
+        raise RuntimeError("json_serialize_sql returned no row")
+    tree = orjson.loads(row[0])
     if tree.get("error"):
         raise HTTPException(400, f"cannot check the query: {tree.get('error_message', 'unsupported')}")
     refused = sorted(
