@@ -21,6 +21,10 @@ from tests.seed_examples import assert_like_seed, example
 T0 = datetime(2024, 11, 4, 10, 30, tzinfo=UTC)
 SEED_RUN = "123e4567-e89b-12d3-a456-426614174000"
 
+# DESIGN.md: every trace/timeline node's `data` carries these normalised fields.
+CONTRACT_DATA_FIELDS = {"name", "model", "provider", "tokens_in", "tokens_out", "cost", "tool_name", "status",
+                        "duration_ms"}
+
 
 @pytest.fixture
 def api(store):
@@ -193,17 +197,7 @@ def test_timeline_is_in_time_order_with_contract_fields(my_agent):
     assert stamps == sorted(stamps) and stamps[0] == "2024-11-04T10:30:00Z"
     assert (timeline["status"], timeline["total_duration_ms"]) == ("completed", 5000)
     tool = next(e for e in timeline["events"] if e["event_id"] == "tool-0")
-    assert {
-        "name",
-        "model",
-        "provider",
-        "tokens_in",
-        "tokens_out",
-        "cost",
-        "tool_name",
-        "status",
-        "duration_ms",
-    } <= tool["data"].keys()
+    assert CONTRACT_DATA_FIELDS <= tool["data"].keys()
     assert (tool["tool_name"], tool["data"]["cost"]) == ("search", 0.059)
 
 
@@ -693,18 +687,7 @@ def test_otlp_and_gati_runs_side_by_side(collector):
     )
     llm, tool_node = node["children"]
     assert (llm["event_type"], llm["parent_run_id"], llm["depth"]) == ("llm_call", root_id, 2)
-    assert {
-        "name",
-        "model",
-        "provider",
-        "tokens_in",
-        "tokens_out",
-        "cost",
-        "tool_name",
-        "status",
-        "duration_ms",
-        "gen_ai.request.model",
-    } <= llm["data"].keys()
+    assert CONTRACT_DATA_FIELDS | {"gen_ai.request.model"} <= llm["data"].keys()
     assert (llm["data"]["model"], llm["data"]["tokens_in"], llm["data"]["cost"]) == ("gpt-4o", 120, 0.25)
     assert (tool_node["data"]["tool_name"], tool_node["status"]) == ("search", "error")
 
